@@ -1,0 +1,108 @@
+//! tract-onnx inference for Spinfer models, shared by the wasm component, the native host and
+//! the benchmarks: parse and optimise an ONNX classifier once, then run batches of images.
+
+mod store;
+
+pub use store::ModelStore;
+
+use tract_onnx::prelude::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot load model: {0}")]
+    Load(String),
+    #[error("input has {got} values, not a whole number of {per_item}-value items")]
+    Shape { got: usize, per_item: usize },
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+type Plan = std::sync::Arc<TypedSimplePlan>;
+
+/// An optimised classifier with input `[N, C, H, W]` and output `[N, classes]`.
+pub struct Classifier {
+    plan: Plan,
+    item_shape: Vec<usize>,
+    classes: usize,
+}
+
+impl Classifier {
+    /// Parses, types and optimises an ONNX model whose first input has a symbolic batch.
+    pub fn from_onnx(bytes: &[u8]) -> Result<Classifier, EngineError> {
+        let load = |e: TractError| EngineError::Load(format!("{e:#}"));
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(load)?
+            .into_typed()
+            .map_err(load)?;
+        let input = model.input_fact(0).map_err(load)?.clone();
+        let output = model.output_fact(0).map_err(load)?.clone();
+        let item_shape = concrete_tail(&input.shape)
+            .ok_or_else(|| EngineError::Load(format!("input shape {:?} must be [N, ...] with fixed item dims", input.shape)))?;
+        let classes = concrete_tail(&output.shape)
+            .and_then(|dims| (dims.len() == 1).then_some(dims[0]))
+            .ok_or_else(|| EngineError::Load(format!("output shape {:?} must be [N, classes]", output.shape)))?;
+        let plan = model
+            .into_optimized()
+            .map_err(load)?
+            .into_runnable()
+            .map_err(load)?;
+        Ok(Classifier {
+            plan,
+            item_shape,
+            classes,
+        })
+    }
+
+    pub fn from_path(path: &std::path::Path) -> Result<Classifier, EngineError> {
+        let bytes = std::fs::read(path).map_err(|e| EngineError::Load(format!("{}: {e}", path.display())))?;
+        Self::from_onnx(&bytes)
+    }
+
+    /// Values per item (784 for MNIST).
+    pub fn item_len(&self) -> usize {
+        self.item_shape.iter().product()
+    }
+
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Probabilities, `classes` per item, for `input` holding whole items back to back.
+    pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, EngineError> {
+        let per_item = self.item_len();
+        if input.is_empty() || input.len() % per_item != 0 {
+            return Err(EngineError::Shape {
+                got: input.len(),
+                per_item,
+            });
+        }
+        let mut shape = vec![input.len() / per_item];
+        shape.extend_from_slice(&self.item_shape);
+        let run = |e: TractError| EngineError::Run(format!("{e:#}"));
+        let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, input.to_vec())
+            .map_err(|e| EngineError::Run(e.to_string()))?;
+        let outputs = self.plan.run(tvec!(Tensor::from(tensor).into())).map_err(run)?;
+        let probs = outputs[0].to_plain_array_view::<f32>().map_err(run)?;
+        Ok(probs.iter().copied().collect())
+    }
+}
+
+/// The dims after the batch dimension, when they are all concrete.
+fn concrete_tail(shape: &ShapeFact) -> Option<Vec<usize>> {
+    shape
+        .iter()
+        .skip(1)
+        .map(|d| d.as_i64().and_then(|v| usize::try_from(v).ok()))
+        .collect::<Option<Vec<_>>>()
+        .filter(|dims| !dims.is_empty())
+}
+
+/// Index of the largest value.
+pub fn argmax(values: &[f32]) -> usize {
+    values
+        .iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .0
+}

@@ -1,0 +1,98 @@
+//! The host-independent request and response that every server adapter converts to and from.
+
+use crate::error::ApiError;
+
+/// Largest request body any Spinfer server accepts by default (hosts may set a lower limit).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+#[derive(Clone, Debug, Default)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// The raw query string, without `?`.
+    pub query: &'a str,
+    pub content_type: Option<&'a str>,
+    /// `Inference-Header-Content-Length` of the binary tensor extension.
+    pub inference_header_length: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// The value of a query parameter, percent-decoding not needed for our names and numbers.
+    pub fn query_param(&self, key: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The media type without parameters, lowercased.
+    pub fn media_type(&self) -> Option<String> {
+        self.content_type
+            .map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .filter(|ct| !ct.is_empty())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Response {
+    pub status: u16,
+    /// Content-Type and any other headers, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+        Response {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(value).expect("responses serialise"),
+        }
+    }
+
+    pub fn error(error: &ApiError) -> Response {
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(allow) = error.allow {
+            headers.push(("allow".into(), allow.into()));
+        }
+        Response {
+            status: error.status,
+            headers,
+            body: error.body(),
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn with_header(mut self, name: &str, value: String) -> Response {
+        self.headers.push((name.into(), value));
+        self
+    }
+}
+
+/// Durations that go into the `server-timing` header.
+#[derive(Clone, Debug, Default)]
+pub struct Timing {
+    pub decode_ms: f64,
+    pub infer_ms: f64,
+}
+
+impl Timing {
+    pub fn between(started: std::time::Instant, decoded: std::time::Instant, done: std::time::Instant) -> Timing {
+        Timing {
+            decode_ms: (decoded - started).as_secs_f64() * 1e3,
+            infer_ms: (done - decoded).as_secs_f64() * 1e3,
+        }
+    }
+
+    pub fn header(&self) -> String {
+        format!("decode;dur={:.3}, infer;dur={:.3}", self.decode_ms, self.infer_ms)
+    }
+}

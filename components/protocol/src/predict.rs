@@ -1,0 +1,212 @@
+//! `POST /predict`: Spinfer's own JSON/image API.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::error::ApiError;
+use crate::http::{Request, Response, Timing};
+use crate::preprocess::{self, Input, PIXELS};
+
+pub const DEFAULT_TOP_K: usize = 3;
+/// Most images one `/predict` batch may carry.
+pub const MAX_BATCH: usize = 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PredictBody {
+    pixels: Option<Vec<f64>>,
+    instances: Option<Vec<Vec<f64>>>,
+    image: Option<String>,
+    #[serde(default)]
+    normalized: bool,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Ranked {
+    pub label: usize,
+    pub probability: f32,
+}
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Prediction {
+    pub label: usize,
+    pub confidence: f32,
+    pub probabilities: Vec<f32>,
+    pub top_k: Vec<Ranked>,
+}
+
+impl Prediction {
+    pub fn new(probabilities: &[f32], top_k: usize) -> Prediction {
+        let mut order: Vec<usize> = (0..probabilities.len()).collect();
+        // Stable, so ties keep the lower label first.
+        order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
+        Prediction {
+            label: order[0],
+            confidence: probabilities[order[0]],
+            probabilities: probabilities.to_vec(),
+            top_k: order
+                .iter()
+                .take(top_k)
+                .map(|&label| Ranked {
+                    label,
+                    probability: probabilities[label],
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The images of a `/predict` request, preprocessed.
+pub struct Images {
+    pub inputs: Vec<Input>,
+    /// Sent as `instances`: answered with a `predictions` list.
+    pub batch: bool,
+}
+
+pub fn decode(request: &Request) -> Result<Images, ApiError> {
+    let media = request.media_type().unwrap_or_default();
+    match media.as_str() {
+        "application/json" => decode_json(request.body),
+        "image/png" | "image/jpeg" => Ok(Images {
+            inputs: vec![preprocess::image_to_input(request.body)?],
+            batch: false,
+        }),
+        _ => Err(ApiError::unsupported_media_type(
+            request.content_type.unwrap_or("(none)"),
+        )),
+    }
+}
+
+fn decode_json(body: &[u8]) -> Result<Images, ApiError> {
+    let body: PredictBody = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let single = |input| Images {
+        inputs: vec![input],
+        batch: false,
+    };
+    match (body.pixels, body.instances, body.image) {
+        (Some(pixels), None, None) => Ok(single(preprocess::pixels_to_input(&pixels, body.normalized)?)),
+        (None, Some(instances), None) => {
+            if instances.is_empty() || instances.len() > MAX_BATCH {
+                return Err(ApiError::bad_request(format!(
+                    "instances must hold 1 to {MAX_BATCH} images, got {}",
+                    instances.len()
+                )));
+            }
+            let inputs = instances
+                .iter()
+                .enumerate()
+                .map(|(i, pixels)| {
+                    preprocess::pixels_to_input(pixels, body.normalized)
+                        .map_err(|e| ApiError::bad_request(format!("instance {i}: {}", e.message)))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Images { inputs, batch: true })
+        }
+        (None, None, Some(image)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(image.trim())
+                .map_err(|e| ApiError::bad_request(format!("image is not valid base64: {e}")))?;
+            Ok(single(preprocess::image_to_input(&bytes)?))
+        }
+        _ => Err(ApiError::bad_request(format!(
+            "send exactly one of \"pixels\" ({PIXELS} numbers), \"instances\" (a list of them) or \"image\" (base64 PNG/JPEG)"
+        ))),
+    }
+}
+
+fn top_k(request: &Request, classes: usize) -> Result<usize, ApiError> {
+    match request.query_param("top_k") {
+        None => Ok(DEFAULT_TOP_K.min(classes)),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|k| (1..=classes).contains(k))
+            .ok_or_else(|| ApiError::bad_request(format!("top_k must be a whole number from 1 to {classes}, got {raw:?}"))),
+    }
+}
+
+pub fn handle(backend: &dyn Backend, request: &Request) -> Result<Response, ApiError> {
+    let model = match request.query_param("model") {
+        Some(name) => name.to_string(),
+        None => backend
+            .default_model()
+            .ok_or_else(|| ApiError::not_ready("no default model is configured"))?
+            .to_string(),
+    };
+    let card = backend
+        .card(&model)
+        .ok_or_else(|| ApiError::not_found(format!("unknown model {model:?}")))?;
+    let version = card.version.clone();
+    let classes = card.labels.len();
+    let top_k = top_k(request, classes)?;
+
+    let started = Instant::now();
+    let Images { inputs, batch } = decode(request)?;
+    let decoded = Instant::now();
+    let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
+    let probs = backend.infer(&model, &flat, inputs.len())?;
+    let timing = Timing::between(started, decoded, Instant::now());
+    if probs.len() != inputs.len() * classes {
+        return Err(ApiError::internal(format!(
+            "model returned {} values for {} images of {classes} classes",
+            probs.len(),
+            inputs.len()
+        )));
+    }
+    let mut predictions: Vec<Prediction> = probs.chunks(classes).map(|p| Prediction::new(p, top_k)).collect();
+    let body = if batch {
+        serde_json::json!({ "model": model, "model_version": version, "predictions": predictions })
+    } else {
+        let p = predictions.remove(0);
+        serde_json::json!({
+            "model": model, "model_version": version, "label": p.label, "confidence": p.confidence,
+            "probabilities": p.probabilities, "top_k": p.top_k,
+        })
+    };
+    Ok(Response::json(200, &body).with_header("server-timing", timing.header()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prediction_ranks_probabilities() {
+        let p = Prediction::new(&[0.1, 0.6, 0.3], 2);
+        assert_eq!(p.label, 1);
+        assert_eq!(p.confidence, 0.6);
+        assert_eq!(p.top_k, vec![Ranked { label: 1, probability: 0.6 }, Ranked { label: 2, probability: 0.3 }]);
+    }
+
+    #[test]
+    fn json_bodies_decode() {
+        let pixels = vec![0.0; PIXELS];
+        let one = serde_json::to_vec(&serde_json::json!({ "pixels": pixels })).unwrap();
+        assert!(!decode_json(&one).unwrap().batch);
+        let two = serde_json::to_vec(&serde_json::json!({ "instances": [pixels, pixels] })).unwrap();
+        let two = decode_json(&two).unwrap();
+        assert!(two.batch);
+        assert_eq!(two.inputs.len(), 2);
+        let both = serde_json::to_vec(&serde_json::json!({ "pixels": pixels, "instances": [pixels] })).unwrap();
+        assert_eq!(decode_json(&both).unwrap_err().status, 400);
+        assert_eq!(decode_json(b"{\"image\":\"!!!\"}").unwrap_err().status, 400);
+        assert_eq!(decode_json(b"{\"pixels\":[1,2").unwrap_err().status, 400);
+        assert_eq!(decode_json(b"{\"instances\":[]}").unwrap_err().status, 400);
+        let err = decode_json(b"{\"instances\":[[1,2]]}").unwrap_err();
+        assert!(err.message.starts_with("instance 0"), "{err}");
+    }
+
+    #[test]
+    fn top_k_is_bounded() {
+        let request = |q| Request { query: q, ..Default::default() };
+        assert_eq!(top_k(&request(""), 10).unwrap(), 3);
+        assert_eq!(top_k(&request("top_k=10"), 10).unwrap(), 10);
+        assert_eq!(top_k(&request("top_k=0"), 10).unwrap_err().status, 400);
+        assert_eq!(top_k(&request("top_k=11"), 10).unwrap_err().status, 400);
+        assert_eq!(top_k(&request("top_k=x"), 10).unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,240 @@
+//! `spinfer bench`: the same `/predict` requests against a native in-process tract server (the
+//! baseline) and against the component through `spinfer up`, over real TCP connections with a
+//! hyper client load generator; latency percentiles, throughput and their ratios.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, ensure};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use spinfer_engine::ModelStore;
+use tokio::net::TcpListener;
+
+/// The native baseline: the shared protocol over tract, in process, behind hyper.
+pub async fn native_server(models: &Path, default_model: &str) -> Result<SocketAddr> {
+    let store = Arc::new(ModelStore::open(models, Some(default_model)).map_err(|e| anyhow!("{e}"))?);
+    store.preload().map_err(|e| anyhow!("{e}"))?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            stream.set_nodelay(true).ok();
+            let store = store.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move { Ok::<_, Infallible>(native_handle(&store, request).await) }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn native_handle(store: &ModelStore, request: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let api_request = spinfer_protocol::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        content_type: header("content-type"),
+        inference_header_length: header(spinfer_protocol::v2::BINARY_HEADER),
+        body: &body,
+    };
+    // tract blocks; keep it off the async workers like a serious native server would.
+    let response = tokio::task::block_in_place(|| spinfer_protocol::handle(store, &api_request));
+    let mut builder = http::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(Full::new(Bytes::from(response.body))).expect("valid response")
+}
+
+#[derive(Clone, Debug)]
+pub struct LoadResult {
+    pub connections: usize,
+    pub requests: usize,
+    pub seconds: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl LoadResult {
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.seconds
+    }
+}
+
+/// Closed-loop load: `connections` keep-alive HTTP/1.1 connections, each sending `body` to
+/// `path` back to back for `duration` (after `warmup`), every answer checked for status 200.
+pub async fn load(
+    addr: SocketAddr,
+    path: &str,
+    body: Bytes,
+    connections: usize,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<LoadResult> {
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let body = body.clone();
+        let path = path.to_string();
+        tasks.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut latencies = Vec::new();
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let request = http::Request::post(path.as_str())
+                    .header("host", addr.to_string())
+                    .header("content-type", "application/json")
+                    .body(Full::new(body.clone()))?;
+                let response = sender.send_request(request).await?;
+                let status = response.status();
+                response.into_body().collect().await?;
+                ensure!(status == 200, "server answered {status}");
+                if sent >= start {
+                    latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.context("load task")??);
+    }
+    ensure!(!latencies.is_empty(), "no request completed in {duration:?}");
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
+    Ok(LoadResult {
+        connections,
+        requests: latencies.len(),
+        seconds: duration.as_secs_f64(),
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+    })
+}
+
+/// One server under test.
+pub struct Target {
+    pub name: String,
+    pub addr: SocketAddr,
+}
+
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    pub connections: Vec<usize>,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+pub struct Row {
+    pub name: String,
+    pub results: Vec<LoadResult>,
+}
+
+/// The `/predict` body every target gets: test image 0 as raw pixels.
+pub fn predict_body(pixels: &[u8]) -> Bytes {
+    Bytes::from(serde_json::to_vec(&serde_json::json!({ "pixels": pixels })).expect("serialises"))
+}
+
+pub async fn measure(targets: &[Target], body: Bytes, options: &BenchOptions) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for target in targets {
+        let mut results = Vec::new();
+        for &connections in &options.connections {
+            let result = load(target.addr, "/predict", body.clone(), connections, options.warmup, options.duration)
+                .await
+                .with_context(|| format!("{} at {connections} connections", target.name))?;
+            tracing::info!(
+                target = %target.name, connections, p50_ms = result.p50_ms, p99_ms = result.p99_ms, rps = result.rps(),
+                "measured"
+            );
+            results.push(result);
+        }
+        rows.push(Row {
+            name: target.name.clone(),
+            results,
+        });
+    }
+    Ok(rows)
+}
+
+/// A markdown table; ratios are against the first row (the native baseline).
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::from("| server | conns | p50 ms | p99 ms | req/s | p50 vs native | req/s vs native |\n");
+    out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    let Some(baseline) = rows.first() else { return out };
+    for row in rows {
+        for (result, base) in row.results.iter().zip(&baseline.results) {
+            out += &format!(
+                "| {} | {} | {:.3} | {:.3} | {:.0} | {:.2}× | {:.2}× |\n",
+                row.name,
+                result.connections,
+                result.p50_ms,
+                result.p99_ms,
+                result.rps(),
+                result.p50_ms / base.p50_ms,
+                result.rps() / base.rps(),
+            );
+        }
+    }
+    out
+}
+
+/// Process start → first correct `/predict` answer, for a `spinfer up` child process.
+pub fn cold_start(exe: &Path, manifest: &Path, body: &Bytes, expected_label: u64) -> Result<Duration> {
+    use std::io::{BufRead, BufReader};
+    let started = Instant::now();
+    let mut child = std::process::Command::new(exe)
+        .args(["up", "--listen", "127.0.0.1:0", "-f"])
+        .arg(manifest)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting spinfer up")?;
+    let stdout = child.stdout.take().expect("piped");
+    let addr = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.split("http://").nth(1).map(|a| a.trim().to_string()));
+    let result = (|| {
+        let addr: SocketAddr = addr.ok_or_else(|| anyhow!("spinfer up exited before listening"))?.parse()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let label = runtime.block_on(async {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let request = http::Request::post("/predict")
+                .header("host", addr.to_string())
+                .header("content-type", "application/json")
+                .body(Full::new(body.clone()))?;
+            let response = sender.send_request(request).await?;
+            let bytes = response.into_body().collect().await?.to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&bytes)?;
+            anyhow::Ok(json["label"].as_u64())
+        })?;
+        ensure!(label == Some(expected_label), "first answer was {label:?}, expected {expected_label}");
+        Ok(started.elapsed())
+    })();
+    let _ = child.kill();
+    let _ = child.wait();
+    result
+}

@@ -1,0 +1,218 @@
+//! A loaded Spin app: routes to component handlers, and `App::handle`, the one request →
+//! response path that the TCP server and the tests share.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use spinfer_protocol::ApiError;
+use wasmtime_wasi_http::WasiBody;
+use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
+
+use super::engine::{EngineOptions, default_cache_dir, engine, load_component};
+use super::instance::{ComponentHandler, EpochTicker, ReusePolicy, Sandbox, linker};
+use super::manifest::{Manifest, Route};
+
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    pub memory_limit: usize,
+    pub request_timeout: Duration,
+    pub max_body: usize,
+    pub reuse: ReusePolicy,
+    /// `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    pub pooling: bool,
+    /// Environment added to (and overriding) each component's manifest `environment`.
+    pub environment: Vec<(String, String)>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            memory_limit: 128 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_body: spinfer_protocol::MAX_BODY_BYTES,
+            reuse: ReusePolicy::FRESH,
+            cache_dir: Some(default_cache_dir()),
+            pooling: true,
+            environment: Vec::new(),
+        }
+    }
+}
+
+pub struct App {
+    pub name: String,
+    routes: Vec<(Route, ProxyHandler<ComponentHandler>)>,
+    max_body: usize,
+    next_request: AtomicU64,
+    _ticker: EpochTicker,
+}
+
+pub type Response = http::Response<WasiBody>;
+
+fn body(bytes: impl Into<Bytes>) -> WasiBody {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+fn error_response(error: &ApiError) -> Response {
+    let response = spinfer_protocol::Response::error(error);
+    let mut builder = http::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(body(response.body)).expect("valid error response")
+}
+
+/// Runs a manifest's build command for each component that has one.
+pub fn build(manifest: &Manifest) -> Result<()> {
+    for (name, component) in &manifest.component {
+        let Some(build) = &component.build else { continue };
+        let dir = manifest.resolve(build.workdir.as_deref().unwrap_or(Path::new(".")));
+        tracing::info!(component = %name, command = %build.command, "building");
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&build.command)
+            .current_dir(&dir)
+            .status()
+            .with_context(|| format!("running the build command of {name}"))?;
+        if !status.success() {
+            bail!("build command of component {name} failed ({status}): {}", build.command);
+        }
+    }
+    Ok(())
+}
+
+impl App {
+    pub fn load(manifest: &Manifest, options: &AppOptions) -> Result<App> {
+        let engine = engine(&EngineOptions {
+            memory_limit: options.memory_limit,
+            pooling: options.pooling,
+            max_instances: 128,
+        })?;
+        let linker = linker(&engine)?;
+        let mut routes = Vec::new();
+        for trigger in &manifest.trigger.http {
+            let def = &manifest.component[&trigger.component];
+            let component = load_component(&engine, &manifest.resolve(&def.source), options.cache_dir.as_deref())?;
+            let mut environment: Vec<(String, String)> =
+                def.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            for (key, value) in &options.environment {
+                environment.retain(|(k, _)| k != key);
+                environment.push((key.clone(), value.clone()));
+            }
+            let mounts = def
+                .files
+                .iter()
+                .map(|mount| {
+                    let (source, destination) = mount.paths();
+                    (manifest.resolve(&source), destination)
+                })
+                .collect();
+            let sandbox = Sandbox {
+                environment,
+                mounts,
+                allowed_outbound_hosts: def.allowed_outbound_hosts.clone(),
+                memory_limit: options.memory_limit,
+                request_timeout: options.request_timeout,
+            };
+            let handler = ComponentHandler::new(&trigger.component, &linker, &component, sandbox, options.reuse)?;
+            tracing::info!(
+                route = %trigger.route,
+                component = %trigger.component,
+                abi = if handler.is_p3() { "wasi:http/handler@0.3" } else { "wasi:http/incoming-handler@0.2" },
+                "route ready"
+            );
+            routes.push((Route::parse(&trigger.route), ProxyHandler::new(handler)));
+        }
+        // Most specific first, so the first match wins.
+        routes.sort_by_key(|(route, _)| std::cmp::Reverse(route.specificity()));
+        Ok(App {
+            name: manifest.application.name.clone(),
+            routes,
+            max_body: options.max_body,
+            next_request: AtomicU64::new(0),
+            _ticker: EpochTicker::start(engine),
+        })
+    }
+
+    /// Instances started so far, across components.
+    pub fn instances_started(&self) -> u64 {
+        self.routes.iter().map(|(_, h)| h.state().instances_started()).sum()
+    }
+
+    /// Serves one request: route, enforce the body limit, run the component, log it.
+    pub async fn handle<B>(&self, request: http::Request<B>) -> Response
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let started = Instant::now();
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let method = request.method().clone();
+        let path = request.uri().path().to_string();
+        let response = self.dispatch(id, request).await;
+        tracing::info!(
+            target: "access",
+            id,
+            %method,
+            %path,
+            status = response.status().as_u16(),
+            ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
+        );
+        response
+    }
+
+    async fn dispatch<B>(&self, id: u64, request: http::Request<B>) -> Response
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let path = request.uri().path().to_string();
+        let Some((_, handler)) = self.routes.iter().find(|(route, _)| route.matches(&path)) else {
+            return error_response(&ApiError::not_found(format!("no route for {path}")));
+        };
+        let too_large = request
+            .headers()
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|len| len > self.max_body as u64);
+        if too_large {
+            return error_response(&ApiError::payload_too_large(self.max_body));
+        }
+        let (parts, incoming) = request.into_parts();
+        let bytes = match Limited::new(incoming, self.max_body).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return error_response(&ApiError::payload_too_large(self.max_body));
+            }
+            Err(e) => return error_response(&ApiError::bad_request(format!("cannot read request body: {e}"))),
+        };
+        let request = http::Request::from_parts(parts, body(bytes));
+        match handler.handle(id, request).await {
+            Ok(response) => response,
+            Err(error) => {
+                let component = &handler.state().name;
+                if error.is::<ExpirationError>() || is_interrupt(&error) {
+                    tracing::warn!(id, component, "request exceeded its deadline");
+                    error_response(&ApiError {
+                        status: 504,
+                        message: "the request exceeded its deadline".into(),
+                        allow: None,
+                    })
+                } else {
+                    tracing::error!(id, component, "component failed: {error:#}");
+                    error_response(&ApiError::internal(format!("component {component} failed")))
+                }
+            }
+        }
+    }
+}
+
+fn is_interrupt(error: &wasmtime::Error) -> bool {
+    error
+        .downcast_ref::<wasmtime::Trap>()
+        .is_some_and(|trap| *trap == wasmtime::Trap::Interrupt)
+}

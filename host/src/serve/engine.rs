@@ -1,0 +1,103 @@
+//! The wasmtime engine `spinfer up` runs components on, and the on-disk cache of compiled
+//! components keyed by the wasm's hash, the wasmtime version and the engine's settings.
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow};
+use sha2::{Digest, Sha256};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How the engine is set up; see `spinfer up --help` for each knob.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub memory_limit: usize,
+    pub pooling: bool,
+    /// Instances the pooling allocator can hold at once.
+    pub max_instances: u32,
+}
+
+pub fn engine(options: &EngineOptions) -> Result<Engine> {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    config.epoch_interruption(true);
+    config.memory_init_cow(true);
+    if options.pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        let n = options.max_instances;
+        pool.total_component_instances(n);
+        pool.total_core_instances(n * 8);
+        pool.total_memories(n * 4);
+        pool.total_tables(n * 8);
+        pool.total_stacks(n * 4);
+        pool.max_memory_size(options.memory_limit);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    Engine::new(&config).map_err(|e| anyhow!("{e:#}"))
+}
+
+/// Where compiled components are cached: `$SPINFER_CACHE_DIR`, else `$XDG_CACHE_HOME/spinfer`,
+/// else `~/.cache/spinfer`.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SPINFER_CACHE_DIR") {
+        return dir.into();
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("spinfer")
+}
+
+fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let digest = Sha256::digest(wasm);
+    let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+    format!("{hex}-wasmtime{}-{:016x}.cwasm", env!("WASMTIME_VERSION"), hasher.finish())
+}
+
+/// Compiles `wasm_path`, or maps the cached compilation of the same bytes.
+pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: Option<&Path>) -> Result<Component> {
+    let wasm = std::fs::read(wasm_path).with_context(|| {
+        format!(
+            "reading component {} (build it first: `spinfer up --build`)",
+            wasm_path.display()
+        )
+    })?;
+    let started = Instant::now();
+    let Some(cache_dir) = cache_dir else {
+        return Component::new(engine, &wasm).map_err(|e| anyhow!("compiling {}: {e:#}", wasm_path.display()));
+    };
+    let cached = cache_dir.join(cache_key(engine, &wasm));
+    if cached.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this same wasmtime version
+        // and engine configuration (both are in its name) and nothing else writes that folder.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(component) => {
+                tracing::info!(cache = %cached.display(), ms = started.elapsed().as_secs_f64() * 1e3, "loaded compiled component");
+                return Ok(component);
+            }
+            Err(e) => tracing::warn!(cache = %cached.display(), "ignoring unusable cache entry: {e:#}"),
+        }
+    }
+    let component =
+        Component::new(engine, &wasm).map_err(|e| anyhow!("compiling {}: {e:#}", wasm_path.display()))?;
+    tracing::info!(
+        wasm = %wasm_path.display(),
+        seconds = started.elapsed().as_secs_f64(),
+        "compiled component"
+    );
+    let bytes = component.serialize().map_err(|e| anyhow!("{e:#}"))?;
+    std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
+    // Write then rename, so a concurrent reader never maps a half-written file.
+    let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &cached)?;
+    // Serve from the mapped file so every run behaves the same.
+    // SAFETY: as above, just written by this process.
+    unsafe { Component::deserialize_file(engine, &cached) }.map_err(|e| anyhow!("{e:#}"))
+}

@@ -1,0 +1,338 @@
+//! One component ready to serve: its pre-instance and everything a fresh store needs (WASI
+//! environment, read-only file mounts, outbound allow-list, limits), plus the worker policy
+//! that decides how long an instance lives.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, anyhow};
+use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
+use wasmtime::{Engine, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::handler::{
+    HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
+};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// Epoch ticks happen this often; request deadlines are counted in ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The per-store host state.
+pub struct Host {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: OutboundPolicy,
+    limits: StoreLimits,
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// Outbound HTTP only to the manifest's `allowed_outbound_hosts`; `[]` means none at all.
+#[derive(Clone)]
+struct OutboundPolicy {
+    allowed: Arc<Vec<String>>,
+}
+
+impl OutboundPolicy {
+    fn allows(&self, uri: &http::Uri) -> bool {
+        let Some(host) = uri.host() else { return false };
+        let scheme = uri.scheme_str().unwrap_or("https");
+        self.allowed.iter().any(|pattern| {
+            pattern == "*://*:*"
+                || pattern
+                    .split_once("://")
+                    .is_some_and(|(s, h)| (s == "*" || s == scheme) && (h == "*" || h == host || h.split(':').next() == Some(host)))
+        })
+    }
+}
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        if !self.allows(request.uri()) {
+            tracing::warn!(uri = %request.uri(), "outbound request denied by allowed_outbound_hosts");
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        _ = fut;
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// What every store of a component gets.
+#[derive(Clone, Debug)]
+pub struct Sandbox {
+    pub environment: Vec<(String, String)>,
+    /// Host directory → guest path, mounted read-only.
+    pub mounts: Vec<(PathBuf, String)>,
+    pub allowed_outbound_hosts: Vec<String>,
+    pub memory_limit: usize,
+    pub request_timeout: Duration,
+}
+
+/// How long an instance lives: `max_reuse` requests (1 = a fresh instance per request, as Spin
+/// does for `wasi:http` 0.2), `max_concurrent` at once, at most `idle_timeout` idle.
+#[derive(Clone, Copy, Debug)]
+pub struct ReusePolicy {
+    pub max_reuse: usize,
+    pub max_concurrent: usize,
+    pub idle_timeout: Duration,
+}
+
+impl ReusePolicy {
+    pub const FRESH: ReusePolicy = ReusePolicy {
+        max_reuse: 1,
+        max_concurrent: 1,
+        idle_timeout: Duration::from_secs(1),
+    };
+}
+
+/// A component's pre-instance plus the recipe for its stores.
+pub struct ComponentHandler {
+    pub name: String,
+    pre: ProxyPre<Host>,
+    sandbox: Sandbox,
+    reuse: ReusePolicy,
+    engine: Engine,
+    instances: AtomicU64,
+}
+
+pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
+    let mut linker = Linker::new(engine);
+    let err = |e: wasmtime::Error| anyhow!("{e:#}");
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(err)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(err)?;
+    Ok(linker)
+}
+
+impl ComponentHandler {
+    pub fn new(
+        name: &str,
+        linker: &Linker<Host>,
+        component: &Component,
+        sandbox: Sandbox,
+        reuse: ReusePolicy,
+    ) -> Result<ComponentHandler> {
+        let err = |e: wasmtime::Error| anyhow!("component {name}: {e:#}");
+        let pre = linker.instantiate_pre(component).map_err(err)?;
+        // A `wasi:http/handler@0.3` export (spin-sdk 7) is preferred; 0.2 `incoming-handler` works too.
+        let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+            Ok(p3) => ProxyPre::P3(p3),
+            Err(_) => ProxyPre::P2(wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(err)?),
+        };
+        let reuse = match pre {
+            // A 0.2 handler runs one request per instance.
+            ProxyPre::P2(_) => ReusePolicy::FRESH,
+            ProxyPre::P3(_) => reuse,
+        };
+        Ok(ComponentHandler {
+            name: name.into(),
+            pre,
+            sandbox,
+            reuse,
+            engine: component.engine().clone(),
+            instances: AtomicU64::new(0),
+        })
+    }
+
+    pub fn is_p3(&self) -> bool {
+        matches!(self.pre, ProxyPre::P3(_))
+    }
+
+    pub fn instances_started(&self) -> u64 {
+        self.instances.load(Ordering::Relaxed)
+    }
+
+    fn store(&self) -> Result<Store<Host>> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.inherit_stdout().inherit_stderr();
+        wasi.envs(&self.sandbox.environment);
+        for (host, guest) in &self.sandbox.mounts {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+                .map_err(|e| anyhow!("mounting {} at {guest}: {e:#}", host.display()))?;
+        }
+        let network = !self.sandbox.allowed_outbound_hosts.is_empty();
+        wasi.allow_tcp(network).allow_udp(network).allow_ip_name_lookup(network);
+        let host = Host {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundPolicy {
+                allowed: Arc::new(self.sandbox.allowed_outbound_hosts.clone()),
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.sandbox.memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
+        };
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|host| &mut host.limits);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(self.sandbox.request_timeout));
+        Ok(store)
+    }
+}
+
+fn deadline_ticks(timeout: Duration) -> u64 {
+    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
+}
+
+impl HandlerState for ComponentHandler {
+    type StoreData = Host;
+    type WorkerExpiration = Expiration;
+    type WorkerState = Worker;
+
+    async fn instantiate(&self) -> wasmtime::Result<Instance<Host, Expiration, Worker>> {
+        let mut store = self.store().map_err(|e| wasmtime::Error::msg(e.to_string()))?;
+        let proxy = self.pre.instantiate_async(&mut store).await?;
+        self.instances.fetch_add(1, Ordering::Relaxed);
+        Ok(Instance {
+            store,
+            proxy,
+            view: WasiHttpView::http,
+            expiration: Expiration {
+                idle_timeout: self.reuse.idle_timeout,
+                request_timeout: self.sandbox.request_timeout,
+                sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+            },
+            state: Worker {
+                reuse: self.reuse,
+                request_timeout: self.sandbox.request_timeout,
+            },
+        })
+    }
+}
+
+pub struct Worker {
+    reuse: ReusePolicy,
+    request_timeout: Duration,
+}
+
+impl WorkerState for Worker {
+    type StoreData = Host;
+    type RequestData = u64;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= self.reuse.max_reuse {
+            ShouldAccept::Never
+        } else if concurrent >= self.reuse.max_concurrent {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(
+        &self,
+        mut store: StoreContextMut<'_, Host>,
+        _request: u64,
+        _task: GuestTaskId,
+    ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        // Each request gets the whole deadline, also in a reused instance.
+        store.set_epoch_deadline(deadline_ticks(self.request_timeout));
+        Box::pin(tokio::time::sleep(self.request_timeout))
+    }
+
+    fn drop(&self, store: Store<Host>, result: wasmtime::Result<()>) {
+        if let Err(error) = result {
+            tracing::warn!("instance ended with an error: {error:#}");
+        }
+        drop(store);
+    }
+}
+
+pub struct Expiration {
+    idle_timeout: Duration,
+    request_timeout: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl WorkerExpiration for Expiration {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
+        let me = self.get_mut();
+        let timeout = match status {
+            WorkerStatus::Idle => me.idle_timeout,
+            WorkerStatus::Requests | WorkerStatus::PostReturn => me.request_timeout,
+        };
+        match start.checked_add(timeout) {
+            Some(deadline) => {
+                let deadline = tokio::time::Instant::from_std(deadline);
+                if me.sleep.deadline() != deadline {
+                    me.sleep.as_mut().reset(deadline);
+                }
+                me.sleep.as_mut().poll(cx)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+/// Advances the engine's epoch so that deadlines expire; stops when dropped.
+pub struct EpochTicker {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl EpochTicker {
+    pub fn start(engine: Engine) -> EpochTicker {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        });
+        EpochTicker { stop }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
