@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
-use spinfer_tests::{component_path, pixels, root};
+use spinfer_tests::{component_path, pixels, root, spinfer_bin};
 
 struct Server {
     child: Child,
@@ -24,7 +24,7 @@ impl Drop for Server {
 
 fn start() -> Server {
     component_path();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_spinfer"))
+    let mut child = Command::new(spinfer_bin())
         .args(["up", "--listen", "127.0.0.1:0", "-f"])
         .arg(root().join("spin.toml"))
         .env("SPINFER_CACHE_DIR", root().join("target/spinfer-cache"))

@@ -29,6 +29,32 @@ enum Command {
     Up(UpArgs),
     /// Benchmark `/predict`: native tract baseline vs the component through `spinfer up`.
     Bench(BenchArgs),
+    /// Run the build command of every component in a Spin manifest (as `spin build` does).
+    Build(BuildArgs),
+    /// Pre-initialise a component (Wizer) with its models loaded, for fast instance starts.
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(clap::Args)]
+struct BuildArgs {
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct SnapshotArgs {
+    /// The manifest whose file mounts and environment the snapshot is taken with.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    /// The component (in the manifest) whose mounts and environment to use.
+    #[arg(long, default_value = "classifier")]
+    component: String,
+    /// The plain component to pre-initialise.
+    #[arg(long)]
+    wasm: PathBuf,
+    /// Where the pre-initialised component goes.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -153,6 +179,7 @@ fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().command {
         Command::Train(args) => train(args),
@@ -160,6 +187,8 @@ fn main() -> Result<()> {
         Command::Predict(args) => predict(args),
         Command::Up(args) => up(args),
         Command::Bench(args) => bench(args),
+        Command::Build(args) => spinfer::serve::app::build(&spinfer::serve::Manifest::load(&args.manifest)?),
+        Command::Snapshot(args) => snapshot(args),
     }
 }
 
@@ -349,4 +378,15 @@ fn bench(args: BenchArgs) -> Result<()> {
     }
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
+}
+
+fn snapshot(args: SnapshotArgs) -> Result<()> {
+    use spinfer::serve::{AppOptions, Manifest, app::sandbox};
+    let manifest = Manifest::load(&args.manifest)?;
+    let def = manifest
+        .component
+        .get(&args.component)
+        .ok_or_else(|| anyhow!("{} has no component {:?}", args.manifest.display(), args.component))?;
+    let sandbox = sandbox(&manifest, def, &AppOptions::default());
+    spinfer::serve::snapshot::snapshot(&manifest.resolve(&args.wasm), &sandbox, &manifest.resolve(&args.out))
 }

@@ -13,6 +13,15 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The `spinfer` binary that `cargo test --workspace` builds beside this test's own executable.
+pub fn spinfer_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = dir.join("spinfer");
+    assert!(path.exists(), "{} is missing: run `cargo build --release -p spinfer`", path.display());
+    path
+}
+
 /// The built classifier component; tests fail with the build command when it is missing.
 pub fn component_path() -> PathBuf {
     let path = root().join("target/wasm32-wasip2/wasm/spinfer_classifier.wasm");

@@ -2,31 +2,16 @@
 //!
 //! Models come from the directory that spin.toml mounts at `/models`. The parsed, optimised model
 //! lives in a static, so a host that reuses instances (Spin does for `wasi:http` 0.3) pays for
-//! loading it once per instance.
+//! loading it once per instance, and a snapshot (`spinfer snapshot`) starts with it loaded.
 
-use std::sync::OnceLock;
+mod models;
+mod snapshot;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
-use spinfer_engine::ModelStore;
 use spinfer_protocol::{ApiError, MAX_BODY_BYTES, v2};
-
-const DEFAULT_MODELS_DIR: &str = "/models";
-
-static STORE: OnceLock<Result<ModelStore, String>> = OnceLock::new();
-
-fn store() -> Result<&'static ModelStore, ApiError> {
-    STORE
-        .get_or_init(|| {
-            let dir = std::env::var("SPINFER_MODELS_DIR").unwrap_or_else(|_| DEFAULT_MODELS_DIR.into());
-            let default = std::env::var("SPINFER_DEFAULT_MODEL").ok();
-            ModelStore::open(dir.as_ref(), default.as_deref()).map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map_err(|e| ApiError::not_ready(e.clone()))
-}
 
 fn header<'a>(request: &'a http::request::Parts, name: &str) -> Option<&'a str> {
     request.headers.get(name).and_then(|v| v.to_str().ok())
@@ -53,8 +38,8 @@ async fn respond(request: Request) -> spinfer_protocol::Response {
         inference_header_length: header(&parts, v2::BINARY_HEADER),
         body: &body,
     };
-    match store() {
-        Ok(store) => spinfer_protocol::handle(store, &api_request),
+    match models::store() {
+        Ok(store) => spinfer_protocol::handle(store.as_ref(), &api_request),
         Err(error) => spinfer_protocol::Response::error(&error),
     }
 }

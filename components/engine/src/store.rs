@@ -11,6 +11,7 @@ use crate::{Classifier, EngineError};
 struct Entry {
     card: ModelCard,
     onnx: PathBuf,
+    onnx_len: u64,
     loaded: OnceLock<Result<Classifier, String>>,
 }
 
@@ -31,9 +32,9 @@ impl ModelStore {
                 continue;
             }
             let onnx = path.with_extension("onnx");
-            if !onnx.exists() {
+            let Ok(onnx_meta) = std::fs::metadata(&onnx) else {
                 continue; // training histories and other JSON beside the models
-            }
+            };
             let bytes = std::fs::read(&path)
                 .map_err(|e| EngineError::Load(format!("{}: {e}", path.display())))?;
             let card = ModelCard::from_json(&bytes)
@@ -41,6 +42,7 @@ impl ModelStore {
             entries.push(Entry {
                 card,
                 onnx,
+                onnx_len: onnx_meta.len(),
                 loaded: OnceLock::new(),
             });
         }
@@ -73,6 +75,17 @@ impl ModelStore {
             .get_or_init(|| Classifier::from_path(&entry.onnx).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| ApiError::not_ready(format!("model {name:?} cannot be loaded: {e}")))
+    }
+
+    /// What identifies the served set: each model's name, the SHA-256 its card records for the
+    /// `.onnx`, the file's length, and the default model. Cheap: no model is read.
+    pub fn fingerprint(&self) -> (Vec<(&str, &str, u64)>, Option<&str>) {
+        let models = self
+            .entries
+            .iter()
+            .map(|e| (e.card.name.as_str(), e.card.sha256.as_str(), e.onnx_len))
+            .collect();
+        (models, self.default.as_deref())
     }
 
     /// Loads every model now, so that no request pays for it.

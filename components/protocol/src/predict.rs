@@ -60,6 +60,7 @@ impl Prediction {
 }
 
 /// The images of a `/predict` request, preprocessed.
+#[derive(Debug)]
 pub struct Images {
     pub inputs: Vec<Input>,
     /// Sent as `instances`: answered with a `predictions` list.

@@ -68,6 +68,7 @@ pub fn mnist_style(gray: &GrayImage) -> Result<Input, ApiError> {
     }
     let (x0, y0, x1, y1) =
         ink_bounds(&ink).ok_or_else(|| ApiError::bad_request("image has no ink: it is one flat colour"))?;
+    stretch_contrast(&mut ink);
     let crop = image::imageops::crop_imm(&ink, x0, y0, x1 - x0 + 1, y1 - y0 + 1).to_image();
     let (cw, ch) = crop.dimensions();
     let scale = DIGIT_BOX as f64 / cw.max(ch) as f64;
@@ -88,6 +89,16 @@ pub fn mnist_style(gray: &GrayImage) -> Result<Input, ApiError> {
         }
     }
     Ok(input)
+}
+
+/// Background to 0, strongest ink to 255, as in MNIST, whatever the photo's exposure.
+fn stretch_contrast(ink: &mut GrayImage) {
+    let min = ink.pixels().map(|p| p[0]).min().unwrap_or(0);
+    let max = ink.pixels().map(|p| p[0]).max().unwrap_or(255);
+    let range = f32::from(max.saturating_sub(min).max(1));
+    for p in ink.pixels_mut() {
+        p[0] = (f32::from(p[0] - min) * 255.0 / range).round() as u8;
+    }
 }
 
 fn border_mean(gray: &GrayImage) -> f64 {
@@ -166,7 +177,7 @@ mod tests {
         let a = mnist_style(&digit_one(false, 100)).unwrap();
         let b = mnist_style(&digit_one(true, 100)).unwrap();
         let diff: f32 = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).sum();
-        assert!(diff < 5.0, "diff {diff}");
+        assert!(diff < 1e-3, "diff {diff}");
     }
 
     #[test]

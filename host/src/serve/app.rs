@@ -14,7 +14,7 @@ use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
 
 use super::engine::{EngineOptions, default_cache_dir, engine, load_component};
 use super::instance::{ComponentHandler, EpochTicker, ReusePolicy, Sandbox, linker};
-use super::manifest::{Manifest, Route};
+use super::manifest::{ComponentDef, Manifest, Route};
 
 #[derive(Clone, Debug)]
 pub struct AppOptions {
@@ -85,6 +85,32 @@ pub fn build(manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
+/// What a component's instances get: the manifest's environment (with the options' overrides),
+/// its file mounts, its outbound allow-list, and the options' limits.
+pub fn sandbox(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) -> Sandbox {
+    let mut environment: Vec<(String, String)> =
+        def.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (key, value) in &options.environment {
+        environment.retain(|(k, _)| k != key);
+        environment.push((key.clone(), value.clone()));
+    }
+    let mounts = def
+        .files
+        .iter()
+        .map(|mount| {
+            let (source, destination) = mount.paths();
+            (manifest.resolve(&source), destination)
+        })
+        .collect();
+    Sandbox {
+        environment,
+        mounts,
+        allowed_outbound_hosts: def.allowed_outbound_hosts.clone(),
+        memory_limit: options.memory_limit,
+        request_timeout: options.request_timeout,
+    }
+}
+
 impl App {
     pub fn load(manifest: &Manifest, options: &AppOptions) -> Result<App> {
         let engine = engine(&EngineOptions {
@@ -97,27 +123,7 @@ impl App {
         for trigger in &manifest.trigger.http {
             let def = &manifest.component[&trigger.component];
             let component = load_component(&engine, &manifest.resolve(&def.source), options.cache_dir.as_deref())?;
-            let mut environment: Vec<(String, String)> =
-                def.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            for (key, value) in &options.environment {
-                environment.retain(|(k, _)| k != key);
-                environment.push((key.clone(), value.clone()));
-            }
-            let mounts = def
-                .files
-                .iter()
-                .map(|mount| {
-                    let (source, destination) = mount.paths();
-                    (manifest.resolve(&source), destination)
-                })
-                .collect();
-            let sandbox = Sandbox {
-                environment,
-                mounts,
-                allowed_outbound_hosts: def.allowed_outbound_hosts.clone(),
-                memory_limit: options.memory_limit,
-                request_timeout: options.request_timeout,
-            };
+            let sandbox = sandbox(manifest, def, options);
             let handler = ComponentHandler::new(&trigger.component, &linker, &component, sandbox, options.reuse)?;
             tracing::info!(
                 route = %trigger.route,

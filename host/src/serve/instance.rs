@@ -189,33 +189,38 @@ impl ComponentHandler {
     }
 
     fn store(&self) -> Result<Store<Host>> {
-        let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout().inherit_stderr();
-        wasi.envs(&self.sandbox.environment);
-        for (host, guest) in &self.sandbox.mounts {
-            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
-                .map_err(|e| anyhow!("mounting {} at {guest}: {e:#}", host.display()))?;
-        }
-        let network = !self.sandbox.allowed_outbound_hosts.is_empty();
-        wasi.allow_tcp(network).allow_udp(network).allow_ip_name_lookup(network);
-        let host = Host {
-            table: ResourceTable::new(),
-            wasi: wasi.build(),
-            http: WasiHttpCtx::new(),
-            hooks: OutboundPolicy {
-                allowed: Arc::new(self.sandbox.allowed_outbound_hosts.clone()),
-            },
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.sandbox.memory_limit)
-                .trap_on_grow_failure(true)
-                .build(),
-        };
-        let mut store = Store::new(&self.engine, host);
-        store.limiter(|host| &mut host.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(deadline_ticks(self.sandbox.request_timeout));
-        Ok(store)
+        new_store(&self.engine, &self.sandbox)
     }
+}
+
+/// A store with the sandbox's WASI environment, read-only mounts, outbound policy and limits.
+pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
+    let mut wasi = WasiCtxBuilder::new();
+    wasi.inherit_stdout().inherit_stderr();
+    wasi.envs(&sandbox.environment);
+    for (host, guest) in &sandbox.mounts {
+        wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
+            .map_err(|e| anyhow!("mounting {} at {guest}: {e:#}", host.display()))?;
+    }
+    let network = !sandbox.allowed_outbound_hosts.is_empty();
+    wasi.allow_tcp(network).allow_udp(network).allow_ip_name_lookup(network);
+    let host = Host {
+        table: ResourceTable::new(),
+        wasi: wasi.build(),
+        http: WasiHttpCtx::new(),
+        hooks: OutboundPolicy {
+            allowed: Arc::new(sandbox.allowed_outbound_hosts.clone()),
+        },
+        limits: StoreLimitsBuilder::new()
+            .memory_size(sandbox.memory_limit)
+            .trap_on_grow_failure(true)
+            .build(),
+    };
+    let mut store = Store::new(engine, host);
+    store.limiter(|host| &mut host.limits);
+    store.epoch_deadline_trap();
+    store.set_epoch_deadline(deadline_ticks(sandbox.request_timeout));
+    Ok(store)
 }
 
 fn deadline_ticks(timeout: Duration) -> u64 {

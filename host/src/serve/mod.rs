@@ -5,6 +5,7 @@ pub mod engine;
 pub mod instance;
 pub mod manifest;
 pub mod server;
+pub mod snapshot;
 
 pub use app::{App, AppOptions};
 pub use instance::ReusePolicy;

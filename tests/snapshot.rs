@@ -1,0 +1,114 @@
+//! The pre-initialised (Wizer) component against the plain one, a model swap under a snapshot,
+//! and the SIMD build against a scalar build.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use spinfer::serve::manifest::FileMount;
+use spinfer::serve::{App, AppOptions, Manifest};
+use spinfer_engine::{Classifier, argmax};
+use spinfer_tests::*;
+
+fn manifest_with(source: &Path, models: Option<&Path>) -> Manifest {
+    let mut manifest = Manifest::load(&root().join("spin.toml")).unwrap();
+    let def = manifest.component.get_mut("classifier").unwrap();
+    def.source = source.to_path_buf();
+    if let Some(models) = models {
+        def.files = vec![FileMount::Mapped {
+            source: models.to_path_buf(),
+            destination: "/models".into(),
+        }];
+    }
+    manifest
+}
+
+fn load(manifest: &Manifest) -> Arc<App> {
+    let options = AppOptions {
+        cache_dir: Some(root().join("target/spinfer-cache")),
+        ..AppOptions::default()
+    };
+    let _guard = runtime().enter();
+    Arc::new(App::load(manifest, &options).expect("app loads"))
+}
+
+fn probabilities(app: &App, index: usize) -> Vec<f64> {
+    let body = serde_json::to_vec(&json!({ "pixels": pixels(index) })).unwrap();
+    let request = http::Request::post("/predict")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    let body = runtime().block_on(async {
+        use http_body_util::BodyExt;
+        let response = app.handle(request).await;
+        assert_eq!(response.status(), 200);
+        response.into_body().collect().await.unwrap().to_bytes()
+    });
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    json["probabilities"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect()
+}
+
+fn snapshot_path() -> PathBuf {
+    let path = root().join("target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm");
+    assert!(path.exists(), "{} is missing: run `spinfer build`", path.display());
+    path
+}
+
+#[test]
+fn snapshot_serves_what_the_plain_component_serves() {
+    let snapshot = load(&manifest_with(&snapshot_path(), None));
+    let plain = load(&manifest_with(&component_path(), None));
+    for index in 0..100 {
+        assert_eq!(probabilities(&snapshot, index), probabilities(&plain, index), "image {index}");
+    }
+}
+
+#[test]
+fn a_swapped_model_is_detected_and_served() {
+    // A models directory whose mnist-cnn is really the seed network: the snapshot's mnist-cnn
+    // must not be served for it.
+    let dir = std::env::temp_dir().join(format!("spinfer-swap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let models = root().join("models");
+    std::fs::copy(models.join("mnist-seed.onnx"), dir.join("mnist-cnn.onnx")).unwrap();
+    let mut card: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(models.join("mnist-seed.json")).unwrap()).unwrap();
+    card["name"] = json!("mnist-cnn");
+    std::fs::write(dir.join("mnist-cnn.json"), serde_json::to_vec(&card).unwrap()).unwrap();
+
+    let app = load(&manifest_with(&snapshot_path(), Some(&dir)));
+    let seed = Classifier::from_path(&models.join("mnist-seed.onnx")).unwrap();
+    let cnn = Classifier::from_path(&models.join("mnist-cnn.onnx")).unwrap();
+    for index in 0..20 {
+        let served = probabilities(&app, index);
+        let expected = seed.run(&test_set().normalized([index])).unwrap();
+        for (a, b) in served.iter().zip(&expected) {
+            assert!((*a as f32 - b).abs() < 1e-5, "image {index}: served {a}, seed model says {b}");
+        }
+        let snapshotted = cnn.run(&test_set().normalized([index])).unwrap();
+        assert!(served.iter().zip(&snapshotted).any(|(a, b)| (*a as f32 - b).abs() > 1e-6));
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn simd_build_agrees_with_scalar_build() {
+    let scalar = root().join("target/scalar/wasm32-wasip2/wasm/spinfer_classifier.wasm");
+    assert!(
+        scalar.exists(),
+        "{} is missing: build it with CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS= cargo build -p spinfer-classifier \
+         --target wasm32-wasip2 --profile wasm --target-dir target/scalar",
+        scalar.display()
+    );
+    let simd = load(&manifest_with(&component_path(), None));
+    let scalar = load(&manifest_with(&scalar, None));
+    for index in 0..100 {
+        let a = probabilities(&simd, index);
+        let b = probabilities(&scalar, index);
+        let as_f32 = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<_>>();
+        assert_eq!(argmax(&as_f32(&a)), argmax(&as_f32(&b)), "image {index}");
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-4, "image {index}");
+        }
+    }
+}
