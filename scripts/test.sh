@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Runs every test: builds the wasm component and the host, then the Rust and Python suites.
+# Runs every test: builds the host, the wasm component (plain, pre-initialised, and a scalar
+# build for the SIMD check), then the Rust and Python suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm
 cargo build --release -p spinfer
+# spin.toml's build command: the component and its Wizer snapshot; then the wasi-nn variant.
+target/release/spinfer build
+target/release/spinfer build -f spin-nn.toml
+CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="" \
+    cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm --target-dir target/scalar
 cargo test --release --workspace
 
 if [ ! -x .venv/bin/python ]; then

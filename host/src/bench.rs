@@ -238,3 +238,244 @@ pub fn cold_start(exe: &Path, manifest: &Path, body: &Bytes, expected_label: u64
     let _ = child.wait();
     result
 }
+
+pub struct BenchConfig {
+    pub manifest: std::path::PathBuf,
+    pub data: std::path::PathBuf,
+    pub connections: Vec<usize>,
+    pub seconds: f64,
+    pub python: Option<std::path::PathBuf>,
+    pub scalar_wasm: Option<std::path::PathBuf>,
+    /// The wasi-nn variant's manifest, for the (e) row.
+    pub nn_manifest: Option<std::path::PathBuf>,
+}
+
+/// A child server process that is killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the Python + ONNX Runtime server and returns it with its address.
+fn python_server(python: &Path, script: &Path, model: &Path) -> Result<(Child, SocketAddr)> {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(python)
+        .arg(script)
+        .arg("--model")
+        .arg(model)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", python.display()))?;
+    let stdout = child.stdout.take().expect("piped");
+    let child = Child(child);
+    let line = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("http://"))
+        .ok_or_else(|| anyhow!("the Python server exited before listening"))?;
+    let addr = line.split("http://").nth(1).unwrap_or_default().trim().parse()?;
+    Ok((child, addr))
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Median of the component's own `server-timing` inference duration, warm instance, batch 1.
+async fn wasm_inference_ms(app: &crate::serve::App, body: &Bytes, n: usize) -> Result<f64> {
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let request = http::Request::post("/predict")
+            .header("content-type", "application/json")
+            .body(Full::new(body.clone()))?;
+        let response = app.handle(request).await;
+        ensure!(response.status() == 200, "status {}", response.status());
+        let timing = response
+            .headers()
+            .get("server-timing")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| anyhow!("no server-timing header"))?;
+        let infer = timing
+            .split(',')
+            .find_map(|part| part.trim().strip_prefix("infer;dur="))
+            .ok_or_else(|| anyhow!("no infer duration in {timing:?}"))?;
+        samples.push(infer.parse()?);
+    }
+    Ok(median(samples))
+}
+
+/// Median time of a `GET /v2/models/{model}/ready` on a fresh instance: instantiate → model ready.
+async fn instance_ready_ms(app: &crate::serve::App, model: &str, n: usize) -> Result<f64> {
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        let request = http::Request::get(format!("/v2/models/{model}/ready")).body(Full::new(Bytes::new()))?;
+        let started = Instant::now();
+        let response = app.handle(request).await;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+        ensure!(response.status() == 200, "ready answered {}", response.status());
+    }
+    Ok(median(samples))
+}
+
+pub fn run(config: &BenchConfig) -> Result<String> {
+    use crate::serve::{App, AppOptions, Manifest, ReusePolicy, engine::default_cache_dir, server};
+
+    let manifest = Manifest::load(&config.manifest)?;
+    let test = crate::mnist::Mnist::load_test(&config.data)?;
+    let body = predict_body(test.image(0));
+    let expected = u64::from(test.labels[0]);
+    let (name, def) = manifest
+        .component
+        .iter()
+        .next()
+        .ok_or_else(|| anyhow!("the manifest has no component"))?;
+    let models = def
+        .files
+        .first()
+        .map(|m| manifest.resolve(&m.paths().0))
+        .ok_or_else(|| anyhow!("the component mounts no models"))?;
+    let model = def
+        .environment
+        .get("SPINFER_DEFAULT_MODEL")
+        .cloned()
+        .unwrap_or_else(|| "mnist-cnn".into());
+    let snapshot_source = manifest.resolve(&def.source);
+    let plain_source = snapshot_source
+        .to_str()
+        .and_then(|s| s.strip_suffix(".snapshot.wasm"))
+        .map(|s| std::path::PathBuf::from(format!("{s}.wasm")))
+        .filter(|p| p.exists());
+
+    let cold = cold_start(&std::env::current_exe()?, &config.manifest, &body, expected)?;
+
+    // Native tract, batch 1, in process: the reference for the wasm inference time.
+    let native = spinfer_engine::Classifier::from_path(&models.join(format!("{model}.onnx")))
+        .map_err(|e| anyhow!("{e}"))?;
+    let input = test.normalized([0]);
+    let native_ms = median(
+        (0..200)
+            .map(|_| {
+                let started = Instant::now();
+                native.run(&input).expect("native inference");
+                started.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    );
+
+    let options = BenchOptions {
+        connections: config.connections.clone(),
+        warmup: Duration::from_secs(1),
+        duration: Duration::from_secs_f64(config.seconds),
+    };
+    let reuse = ReusePolicy {
+        max_reuse: 128,
+        max_concurrent: 16,
+        idle_timeout: Duration::from_secs(1),
+    };
+    let load_app = |source: &Path, reuse: ReusePolicy| -> Result<Arc<App>> {
+        let mut manifest = Manifest::load(&config.manifest)?;
+        manifest.component.get_mut(name).expect("component exists").source = source.to_path_buf();
+        Ok(Arc::new(App::load(
+            &manifest,
+            &AppOptions {
+                reuse,
+                cache_dir: Some(default_cache_dir()),
+                ..AppOptions::default()
+            },
+        )?))
+    };
+
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut _python = None;
+    let mut notes = Vec::new();
+    let rows = runtime.block_on(async {
+        let mut targets = vec![Target {
+            name: "(a) native tract, in-process hyper".into(),
+            addr: native_server(&models, &model).await?,
+        }];
+        let mut apps = Vec::new();
+        if let Some(plain) = &plain_source {
+            apps.push(("(b) component, fresh instance, no snapshot", load_app(plain, ReusePolicy::FRESH)?));
+        }
+        apps.push(("(c) component, fresh instance, snapshot (default)", load_app(&snapshot_source, ReusePolicy::FRESH)?));
+        apps.push(("(d) component, snapshot, instance reuse 128/16/1 s", load_app(&snapshot_source, reuse)?));
+
+        // Instance start and in-wasm inference, before the load runs.
+        let snapshot_app = &apps[apps.len() - 2].1;
+        let reused_app = &apps[apps.len() - 1].1;
+        if let Some((_, plain_app)) = apps.iter().find(|(n, _)| n.starts_with("(b)")) {
+            notes.push(format!(
+                "instantiate → model ready (GET /v2/models/{model}/ready on a fresh instance, median of 50): \
+                 {:.3} ms without snapshot, {:.3} ms with snapshot",
+                instance_ready_ms(plain_app, &model, 50).await?,
+                instance_ready_ms(snapshot_app, &model, 50).await?,
+            ));
+        }
+        let wasm_ms = wasm_inference_ms(reused_app, &body, 200).await?;
+        notes.push(format!(
+            "inference, batch 1, {model} (median): native tract {native_ms:.3} ms; tract in wasm (simd128) {wasm_ms:.3} ms = {:.2}× native",
+            wasm_ms / native_ms
+        ));
+        if let Some(scalar) = &config.scalar_wasm {
+            let scalar_app = load_app(scalar, reuse)?;
+            let scalar_ms = wasm_inference_ms(&scalar_app, &body, 200).await?;
+            notes.push(format!(
+                "tract in wasm without simd128: {scalar_ms:.3} ms; SIMD gain {:.2}×",
+                scalar_ms / wasm_ms
+            ));
+        }
+
+        if let Some(nn_manifest) = &config.nn_manifest {
+            let nn_manifest = Manifest::load(nn_manifest)?;
+            let app = Arc::new(App::load(
+                &nn_manifest,
+                &AppOptions {
+                    cache_dir: Some(default_cache_dir()),
+                    nn: Some(crate::serve::nn::NnOptions {
+                        backend: crate::serve::nn::NnBackend::Tract,
+                        target: crate::serve::nn::NnTarget::Cpu,
+                    }),
+                    ..AppOptions::default()
+                },
+            )?);
+            apps.push(("(e) wasi-nn component, host tract, fresh instance", app));
+        }
+        for (name, app) in apps {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            tokio::spawn(server::serve(app, listener, std::future::pending()));
+            targets.push(Target { name: name.into(), addr });
+        }
+        if let Some(python) = &config.python {
+            let script = manifest.resolve(Path::new("scripts/ort_server.py"));
+            let (child, addr) = python_server(python, &script, &models.join(format!("{model}.onnx")))?;
+            _python = Some(child);
+            targets.push(Target {
+                name: "(p) Python http.server + ONNX Runtime".into(),
+                addr,
+            });
+        }
+        measure(&targets, body.clone(), &options).await
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(1));
+
+    let mut report = table(&rows);
+    report += "\n";
+    for note in notes {
+        report += &format!("- {note}\n");
+    }
+    report += &format!(
+        "- cold start (process start → first correct /predict, warm compiled-component cache): {:.1} ms\n\n\
+         Command: `spinfer bench --connections {} --seconds {}`; {} CPUs; model {model}.\n",
+        cold.as_secs_f64() * 1e3,
+        config.connections.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+        config.seconds,
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    Ok(report)
+}

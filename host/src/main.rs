@@ -72,6 +72,15 @@ struct BenchArgs {
     /// Also write the results table to this markdown file.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// A Python with onnxruntime, to add the plain Python + ONNX Runtime server as a row.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// A scalar (no simd128) build of the component, to measure the SIMD gain.
+    #[arg(long)]
+    scalar_wasm: Option<PathBuf>,
+    /// The wasi-nn variant's manifest, to add its row (host tract backend).
+    #[arg(long)]
+    nn_manifest: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -111,6 +120,12 @@ struct UpArgs {
     /// Extra environment for the components, KEY=VALUE (overrides the manifest).
     #[arg(short = 'e', long = "env", value_parser = parse_env)]
     env: Vec<(String, String)>,
+    /// Provide `wasi:nn` with this native backend (overrides `[component.<id>.tool.spinfer] nn`).
+    #[arg(long, value_enum)]
+    nn: Option<spinfer::serve::nn::NnBackend>,
+    /// Where `wasi:nn` runs; a GPU that cannot be used is an error, never a CPU fallback.
+    #[arg(long, value_enum, default_value = "cpu", requires = "nn")]
+    nn_target: spinfer::serve::nn::NnTarget,
 }
 
 fn parse_env(raw: &str) -> Result<(String, String), String> {
@@ -287,6 +302,10 @@ fn up(args: UpArgs) -> Result<()> {
         cache_dir: (!args.no_cache).then(default_cache_dir),
         pooling: !args.no_pooling,
         environment: args.env,
+        nn: args.nn.map(|backend| spinfer::serve::nn::NnOptions {
+            backend,
+            target: args.nn_target,
+        }),
     };
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -302,81 +321,19 @@ fn up(args: UpArgs) -> Result<()> {
 }
 
 fn bench(args: BenchArgs) -> Result<()> {
-    use spinfer::bench::{self, BenchOptions, Target};
-    use spinfer::serve::{App, AppOptions, Manifest, ReusePolicy, engine::default_cache_dir, server};
-    let manifest = Manifest::load(&args.manifest)?;
-    let test = Mnist::load_test(&args.data)?;
-    let body = bench::predict_body(test.image(0));
-    let expected = u64::from(test.labels[0]);
-    let def = manifest
-        .component
-        .values()
-        .next()
-        .ok_or_else(|| anyhow!("the manifest has no component"))?;
-    let models = def
-        .files
-        .first()
-        .map(|m| manifest.resolve(&m.paths().0))
-        .ok_or_else(|| anyhow!("the component mounts no models"))?;
-    let default_model = def
-        .environment
-        .get("SPINFER_DEFAULT_MODEL")
-        .cloned()
-        .unwrap_or_else(|| "mnist-cnn".into());
-
-    let cold = bench::cold_start(&std::env::current_exe()?, &args.manifest, &body, expected)?;
-    let runtime = tokio::runtime::Runtime::new()?;
-    let options = BenchOptions {
-        connections: args.connections.clone(),
-        warmup: std::time::Duration::from_secs(1),
-        duration: std::time::Duration::from_secs_f64(args.seconds),
-    };
-    let table = runtime.block_on(async {
-        let mut targets = vec![Target {
-            name: "(a) native tract, in-process hyper".into(),
-            addr: bench::native_server(&models, &default_model).await?,
-        }];
-        let variants = [
-            ("(b) component, fresh instance per request", ReusePolicy::FRESH),
-            (
-                "(d) component, instance reuse (128/16/1 s)",
-                ReusePolicy {
-                    max_reuse: 128,
-                    max_concurrent: 16,
-                    idle_timeout: std::time::Duration::from_secs(1),
-                },
-            ),
-        ];
-        for (name, reuse) in variants {
-            let app = std::sync::Arc::new(App::load(
-                &manifest,
-                &AppOptions {
-                    reuse,
-                    cache_dir: Some(default_cache_dir()),
-                    ..AppOptions::default()
-                },
-            )?);
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
-            tokio::spawn(server::serve(app, listener, std::future::pending()));
-            targets.push(Target { name: name.into(), addr });
-        }
-        let rows = bench::measure(&targets, body.clone(), &options).await?;
-        anyhow::Ok(bench::table(&rows))
+    let report = spinfer::bench::run(&spinfer::bench::BenchConfig {
+        manifest: args.manifest,
+        data: args.data,
+        connections: args.connections,
+        seconds: args.seconds,
+        python: args.python,
+        scalar_wasm: args.scalar_wasm,
+        nn_manifest: args.nn_manifest,
     })?;
-    let report = format!(
-        "{table}\ncold start (process start → first correct /predict, warm compiled-component cache): {:.1} ms\n\n\
-         command: `spinfer bench --connections {} --seconds {}`; {} CPUs\n",
-        cold.as_secs_f64() * 1e3,
-        args.connections.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
-        args.seconds,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
     print!("{report}");
     if let Some(path) = args.markdown {
         std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     }
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     Ok(())
 }
 
@@ -387,6 +344,6 @@ fn snapshot(args: SnapshotArgs) -> Result<()> {
         .component
         .get(&args.component)
         .ok_or_else(|| anyhow!("{} has no component {:?}", args.manifest.display(), args.component))?;
-    let sandbox = sandbox(&manifest, def, &AppOptions::default());
+    let sandbox = sandbox(&manifest, def, &AppOptions::default())?;
     spinfer::serve::snapshot::snapshot(&manifest.resolve(&args.wasm), &sandbox, &manifest.resolve(&args.out))
 }

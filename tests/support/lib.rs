@@ -87,13 +87,21 @@ impl Reply {
 
 /// Sends one request through `App::handle`, in process.
 pub fn call(method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
-    let app = app();
+    call_app(&app(), method, uri, headers, body)
+}
+
+/// A JSON (or empty) request to a given app.
+pub fn send(app: &App, method: &str, uri: &str, body: Vec<u8>) -> Reply {
+    call_app(app, method, uri, &[("content-type", "application/json")], body)
+}
+
+pub fn call_app(app: &App, method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
     let mut builder = http::Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
     let request = builder.body(Full::new(body.into())).expect("valid request");
-    runtime().block_on(async move {
+    runtime().block_on(async {
         let response = app.handle(request).await;
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("response body").to_bytes();

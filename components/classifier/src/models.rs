@@ -37,7 +37,7 @@ pub fn store() -> Result<Arc<ModelStore>, ApiError> {
     }
     let mounted = Arc::new(open()?);
     let store = match state.store.take() {
-        Some(snapshot) if snapshot.fingerprint() == mounted.fingerprint() => snapshot,
+        Some(snapshot) if snapshot.catalog().fingerprint() == mounted.catalog().fingerprint() => snapshot,
         Some(_) => {
             eprintln!("spinfer: mounted models differ from the snapshot; loading them from /models");
             mounted

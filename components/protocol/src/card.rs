@@ -43,3 +43,73 @@ impl ModelCard {
 pub const PREPROCESSING: &str = "28x28 grayscale, white ink on black (MNIST), row-major; pixel/255 into [0,1]; \
      NCHW float32 [N,1,28,28]. PNG/JPEG uploads: invert a light background, crop to the ink's bounding box, \
      scale the longer side to 20 px, centre by centre of mass in 28x28.";
+
+/// A model found in a models directory: its card and the `.onnx` beside it.
+#[derive(Clone, Debug)]
+pub struct CatalogEntry {
+    pub card: ModelCard,
+    pub onnx: std::path::PathBuf,
+    pub onnx_len: u64,
+}
+
+/// The served models of a directory: every `<name>.json` card with a `<name>.onnx` beside it,
+/// sorted by name, and the default model. Reads only the cards, never a model.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub entries: Vec<CatalogEntry>,
+    pub default: Option<String>,
+}
+
+impl Catalog {
+    pub fn open(dir: &std::path::Path, default: Option<&str>) -> Result<Catalog, String> {
+        let read_dir = std::fs::read_dir(dir).map_err(|e| format!("cannot list models in {}: {e}", dir.display()))?;
+        let mut entries = Vec::new();
+        for file in read_dir.flatten() {
+            let path = file.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let onnx = path.with_extension("onnx");
+            let Ok(onnx_meta) = std::fs::metadata(&onnx) else {
+                continue; // training histories and other JSON beside the models
+            };
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let card = ModelCard::from_json(&bytes).map_err(|e| format!("{}: not a model card: {e}", path.display()))?;
+            entries.push(CatalogEntry {
+                card,
+                onnx,
+                onnx_len: onnx_meta.len(),
+            });
+        }
+        entries.sort_by(|a, b| a.card.name.cmp(&b.card.name));
+        let default = match default {
+            Some(name) if entries.iter().any(|e| e.card.name == name) => Some(name.to_string()),
+            Some(name) => {
+                return Err(format!(
+                    "default model {name:?} has no card and ONNX file in {}",
+                    dir.display()
+                ));
+            }
+            None => entries.first().map(|e| e.card.name.clone()),
+        };
+        Ok(Catalog { entries, default })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
+        self.entries.iter().find(|e| e.card.name == name)
+    }
+
+    pub fn cards(&self) -> Vec<&ModelCard> {
+        self.entries.iter().map(|e| &e.card).collect()
+    }
+
+    /// Each model's name, the SHA-256 its card records, the `.onnx` length, and the default.
+    pub fn fingerprint(&self) -> (Vec<(&str, &str, u64)>, Option<&str>) {
+        let models = self
+            .entries
+            .iter()
+            .map(|e| (e.card.name.as_str(), e.card.sha256.as_str(), e.onnx_len))
+            .collect();
+        (models, self.default.as_deref())
+    }
+}

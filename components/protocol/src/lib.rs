@@ -12,7 +12,7 @@ pub mod router;
 pub mod v2;
 
 pub use backend::Backend;
-pub use card::{ModelCard, TensorSpec};
+pub use card::{Catalog, CatalogEntry, ModelCard, TensorSpec};
 pub use error::ApiError;
 pub use http::{MAX_BODY_BYTES, Request, Response};
 pub use router::handle;

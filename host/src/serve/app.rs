@@ -2,6 +2,7 @@
 //! response path that the TCP server and the tests share.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,7 @@ use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
 
 use super::engine::{EngineOptions, default_cache_dir, engine, load_component};
 use super::instance::{ComponentHandler, EpochTicker, ReusePolicy, Sandbox, linker};
+use super::nn::{NnModels, NnOptions};
 use super::manifest::{ComponentDef, Manifest, Route};
 
 #[derive(Clone, Debug)]
@@ -27,6 +29,8 @@ pub struct AppOptions {
     pub pooling: bool,
     /// Environment added to (and overriding) each component's manifest `environment`.
     pub environment: Vec<(String, String)>,
+    /// Overrides the manifest's `[component.<id>.tool.spinfer]` wasi-nn settings.
+    pub nn: Option<NnOptions>,
 }
 
 impl Default for AppOptions {
@@ -39,6 +43,7 @@ impl Default for AppOptions {
             cache_dir: Some(default_cache_dir()),
             pooling: true,
             environment: Vec::new(),
+            nn: None,
         }
     }
 }
@@ -86,8 +91,8 @@ pub fn build(manifest: &Manifest) -> Result<()> {
 }
 
 /// What a component's instances get: the manifest's environment (with the options' overrides),
-/// its file mounts, its outbound allow-list, and the options' limits.
-pub fn sandbox(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) -> Sandbox {
+/// its file mounts, its outbound allow-list, the options' limits, and its wasi-nn graphs.
+pub fn sandbox(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) -> Result<Sandbox> {
     let mut environment: Vec<(String, String)> =
         def.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     for (key, value) in &options.environment {
@@ -101,14 +106,26 @@ pub fn sandbox(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) ->
             let (source, destination) = mount.paths();
             (manifest.resolve(&source), destination)
         })
-        .collect();
-    Sandbox {
+        .collect::<Vec<(std::path::PathBuf, String)>>();
+    let nn = match options.nn.clone().or_else(|| def.spinfer_tool().nn_options()) {
+        Some(nn_options) => {
+            let models = mounts
+                .iter()
+                .find(|(_, guest)| guest == "/models")
+                .map(|(host, _)| host.clone())
+                .ok_or_else(|| anyhow::anyhow!("wasi-nn serves the models mounted at /models, and none is"))?;
+            Some(Arc::new(NnModels::load(&models, &nn_options)?))
+        }
+        None => None,
+    };
+    Ok(Sandbox {
         environment,
         mounts,
         allowed_outbound_hosts: def.allowed_outbound_hosts.clone(),
         memory_limit: options.memory_limit,
         request_timeout: options.request_timeout,
-    }
+        nn,
+    })
 }
 
 impl App {
@@ -118,12 +135,12 @@ impl App {
             pooling: options.pooling,
             max_instances: 128,
         })?;
-        let linker = linker(&engine)?;
         let mut routes = Vec::new();
         for trigger in &manifest.trigger.http {
             let def = &manifest.component[&trigger.component];
             let component = load_component(&engine, &manifest.resolve(&def.source), options.cache_dir.as_deref())?;
-            let sandbox = sandbox(manifest, def, options);
+            let sandbox = sandbox(manifest, def, options)?;
+            let linker = linker(&engine, sandbox.nn.is_some())?;
             let handler = ComponentHandler::new(&trigger.component, &linker, &component, sandbox, options.reuse)?;
             tracing::info!(
                 route = %trigger.route,

@@ -18,6 +18,9 @@ use wasmtime_wasi_http::handler::{
     HandlerState, Instance, ProxyPre, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
+
+use super::nn::NnModels;
 
 /// Epoch ticks happen this often; request deadlines are counted in ticks.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -29,6 +32,7 @@ pub struct Host {
     http: WasiHttpCtx,
     hooks: OutboundPolicy,
     limits: StoreLimits,
+    nn: Option<WasiNnCtx>,
 }
 
 impl WasiView for Host {
@@ -103,7 +107,7 @@ impl WasiHttpHooks for OutboundPolicy {
 }
 
 /// What every store of a component gets.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Sandbox {
     pub environment: Vec<(String, String)>,
     /// Host directory → guest path, mounted read-only.
@@ -111,6 +115,8 @@ pub struct Sandbox {
     pub allowed_outbound_hosts: Vec<String>,
     pub memory_limit: usize,
     pub request_timeout: Duration,
+    /// The graphs `wasi:nn` serves, when the host provides it.
+    pub nn: Option<Arc<NnModels>>,
 }
 
 /// How long an instance lives: `max_reuse` requests (1 = a fresh instance per request, as Spin
@@ -140,13 +146,21 @@ pub struct ComponentHandler {
     instances: AtomicU64,
 }
 
-pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
+/// WASI, wasi-http (0.2 and 0.3) and, when `nn` is set, `wasi:nn`.
+pub fn linker(engine: &Engine, nn: bool) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     let err = |e: wasmtime::Error| anyhow!("{e:#}");
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(err)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(err)?;
+    if nn {
+        wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |host: &mut Host| {
+            let ctx = host.nn.as_mut().expect("stores of nn apps carry a wasi-nn context");
+            WasiNnView::new(&mut host.table, ctx)
+        })
+        .map_err(err)?;
+    }
     Ok(linker)
 }
 
@@ -215,6 +229,7 @@ pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
             .memory_size(sandbox.memory_limit)
             .trap_on_grow_failure(true)
             .build(),
+        nn: sandbox.nn.as_ref().map(|nn| nn.context()),
     };
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limits);

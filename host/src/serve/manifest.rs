@@ -49,6 +49,34 @@ pub struct ComponentDef {
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
     pub build: Option<Build>,
+    /// Settings for tools other than Spin, `[component.<id>.tool.<name>]` as Spin allows.
+    #[serde(default)]
+    pub tool: BTreeMap<String, toml::Value>,
+}
+
+/// `[component.<id>.tool.spinfer]`: how `spinfer up` provides `wasi:nn` to the component.
+#[derive(Debug, Default, Deserialize)]
+pub struct SpinferTool {
+    pub nn: Option<super::nn::NnBackend>,
+    pub nn_target: Option<super::nn::NnTarget>,
+}
+
+impl SpinferTool {
+    pub fn nn_options(&self) -> Option<super::nn::NnOptions> {
+        self.nn.map(|backend| super::nn::NnOptions {
+            backend,
+            target: self.nn_target.unwrap_or(super::nn::NnTarget::Cpu),
+        })
+    }
+}
+
+impl ComponentDef {
+    pub fn spinfer_tool(&self) -> SpinferTool {
+        self.tool
+            .get("spinfer")
+            .and_then(|value| value.clone().try_into().ok())
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Deserialize)]

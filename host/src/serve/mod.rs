@@ -4,6 +4,8 @@ pub mod app;
 pub mod engine;
 pub mod instance;
 pub mod manifest;
+pub mod nn;
+mod ort;
 pub mod server;
 pub mod snapshot;
 

@@ -22,7 +22,7 @@ pub fn snapshot(component: &Path, sandbox: &Sandbox, out: &Path) -> Result<()> {
         pooling: false,
         max_instances: 1,
     })?;
-    let linker = linker(&engine)?;
+    let linker = linker(&engine, sandbox.nn.is_some())?;
     let sandbox = Sandbox {
         request_timeout: Duration::from_secs(600),
         ..sandbox.clone()

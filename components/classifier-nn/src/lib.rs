@@ -1,0 +1,37 @@
+//! The Spinfer HTTP component with inference through `wasi:nn`: the same API and the same
+//! `spinfer-protocol` code as the tract component, but the host runs the model natively
+//! (tract, or ONNX Runtime on CPU or GPU). Runs under `spinfer up -f spin-nn.toml`.
+
+mod nn;
+
+use std::cell::OnceCell;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use spin_sdk::http::Request;
+use spin_sdk::http_service;
+use spinfer_protocol::{ApiError, Catalog};
+
+const DEFAULT_MODELS_DIR: &str = "/models";
+
+thread_local! {
+    /// wasi-nn graph handles belong to this instance; they live as long as it does.
+    static BACKEND: OnceCell<Result<nn::NnBackend, String>> = const { OnceCell::new() };
+}
+
+fn open() -> Result<nn::NnBackend, String> {
+    let dir = std::env::var("SPINFER_MODELS_DIR").unwrap_or_else(|_| DEFAULT_MODELS_DIR.into());
+    let default = std::env::var("SPINFER_DEFAULT_MODEL").ok();
+    Catalog::open(dir.as_ref(), default.as_deref()).map(nn::NnBackend::new)
+}
+
+#[http_service]
+async fn handle(request: Request) -> http::Response<Full<Bytes>> {
+    spinfer_spin_http::serve(request, |request| {
+        BACKEND.with(|cell| match cell.get_or_init(open) {
+            Ok(backend) => spinfer_protocol::handle(backend, request),
+            Err(error) => spinfer_protocol::Response::error(&ApiError::not_ready(error.clone())),
+        })
+    })
+    .await
+}

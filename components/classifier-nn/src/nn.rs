@@ -1,0 +1,98 @@
+//! The protocol's `Backend` over `wasi:nn`: models are loaded by name from the host's
+//! allow-list, so model bytes never cross into the guest.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use spinfer_protocol::{ApiError, Backend, Catalog, ModelCard};
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "spinfer:inference/nn-client",
+    generate_all,
+});
+
+use wasi::nn::errors::{Error as NnError, ErrorCode};
+use wasi::nn::graph::{Graph, load_by_name};
+use wasi::nn::tensor::{Tensor, TensorType};
+
+pub struct NnBackend {
+    catalog: Catalog,
+    graphs: RefCell<HashMap<String, Graph>>,
+}
+
+fn api_error(model: &str, error: NnError) -> ApiError {
+    let message = format!("model {model:?}: {}", error.data());
+    match error.code() {
+        ErrorCode::NotFound => ApiError::not_found(message),
+        ErrorCode::InvalidArgument => ApiError::bad_request(message),
+        ErrorCode::Security | ErrorCode::UnsupportedOperation => ApiError::not_ready(message),
+        _ => ApiError::internal(message),
+    }
+}
+
+impl NnBackend {
+    pub fn new(catalog: Catalog) -> NnBackend {
+        NnBackend {
+            catalog,
+            graphs: RefCell::new(HashMap::new()),
+        }
+    }
+
+    fn with_graph<T>(&self, model: &str, f: impl FnOnce(&Graph) -> Result<T, ApiError>) -> Result<T, ApiError> {
+        if self.catalog.get(model).is_none() {
+            return Err(ApiError::not_found(format!("unknown model {model:?}")));
+        }
+        let mut graphs = self.graphs.borrow_mut();
+        if !graphs.contains_key(model) {
+            let graph = load_by_name(model).map_err(|e| api_error(model, e))?;
+            graphs.insert(model.to_string(), graph);
+        }
+        f(&graphs[model])
+    }
+}
+
+impl Backend for NnBackend {
+    fn cards(&self) -> Vec<&ModelCard> {
+        self.catalog.cards()
+    }
+
+    fn default_model(&self) -> Option<&str> {
+        self.catalog.default.as_deref()
+    }
+
+    fn ready(&self, model: &str) -> Result<(), ApiError> {
+        self.with_graph(model, |_| Ok(()))
+    }
+
+    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError> {
+        let card = self
+            .catalog
+            .get(model)
+            .ok_or_else(|| ApiError::not_found(format!("unknown model {model:?}")))?
+            .card
+            .clone();
+        let mut dims: Vec<u32> = vec![batch as u32];
+        dims.extend(card.input.shape.iter().skip(1).map(|&d| d as u32));
+        let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.with_graph(model, |graph| {
+            let context = graph.init_execution_context().map_err(|e| api_error(model, e))?;
+            let tensor = Tensor::new(&dims, TensorType::Fp32, &bytes);
+            let outputs = context
+                .compute(vec![(card.input.name.clone(), tensor)])
+                .map_err(|e| api_error(model, e))?;
+            let (_, output) = outputs
+                .into_iter()
+                .find(|(name, _)| *name == card.output.name)
+                .ok_or_else(|| ApiError::internal(format!("model {model:?} returned no {:?}", card.output.name)))?;
+            if output.ty() != TensorType::Fp32 {
+                return Err(ApiError::internal(format!("model {model:?} returned a non-FP32 output")));
+            }
+            Ok(output
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect())
+        })
+    }
+}

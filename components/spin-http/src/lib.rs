@@ -1,0 +1,53 @@
+//! The one place a spin-sdk `Request` becomes a `spinfer_protocol::Request` and a protocol
+//! `Response` becomes an HTTP response; every Spinfer component's handler is a call to [`serve`].
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use spin_sdk::http::Request;
+use spinfer_protocol::{ApiError, MAX_BODY_BYTES, v2};
+
+fn header<'a>(request: &'a http::request::Parts, name: &str) -> Option<&'a str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn respond(
+    request: Request,
+    handle: impl FnOnce(&spinfer_protocol::Request) -> spinfer_protocol::Response,
+) -> spinfer_protocol::Response {
+    let (parts, body) = request.into_parts();
+    // Spin applies no body limit of its own; the component keeps the same one as `spinfer up`.
+    let body = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return spinfer_protocol::Response::error(&ApiError::payload_too_large(MAX_BODY_BYTES));
+        }
+        Err(e) => {
+            return spinfer_protocol::Response::error(&ApiError::bad_request(format!(
+                "cannot read request body: {e}"
+            )));
+        }
+    };
+    handle(&spinfer_protocol::Request {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        content_type: header(&parts, "content-type"),
+        inference_header_length: header(&parts, v2::BINARY_HEADER),
+        body: &body,
+    })
+}
+
+/// Reads the request (with the body limit), lets `handle` answer it, and encodes the answer.
+pub async fn serve(
+    request: Request,
+    handle: impl FnOnce(&spinfer_protocol::Request) -> spinfer_protocol::Response,
+) -> http::Response<Full<Bytes>> {
+    let response = respond(request, handle).await;
+    let mut builder = http::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name, value);
+    }
+    builder
+        .body(Full::new(Bytes::from(response.body)))
+        .expect("status and headers come from the protocol crate and are valid")
+}

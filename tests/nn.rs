@@ -1,0 +1,104 @@
+//! The wasi-nn variant: the `classifier-nn` component through wasmtime, with the host running
+//! the model natively (tract), against the pure-wasm component.
+
+use std::sync::Arc;
+
+use serde_json::json;
+use spinfer::serve::nn::{NnBackend, NnOptions, NnTarget};
+use spinfer::serve::{App, AppOptions, Manifest};
+use spinfer_tests::*;
+
+fn nn_app(models: Option<&std::path::Path>) -> Arc<App> {
+    let path = root().join("target/wasm32-wasip2/wasm/spinfer_classifier_nn.wasm");
+    assert!(path.exists(), "{} is missing: run `spinfer build -f spin-nn.toml`", path.display());
+    let mut manifest = Manifest::load(&root().join("spin-nn.toml")).unwrap();
+    if let Some(models) = models {
+        manifest.component.get_mut("classifier-nn").unwrap().files =
+            vec![spinfer::serve::manifest::FileMount::Mapped {
+                source: models.to_path_buf(),
+                destination: "/models".into(),
+            }];
+    }
+    let options = AppOptions {
+        cache_dir: Some(root().join("target/spinfer-cache")),
+        nn: Some(NnOptions {
+            backend: NnBackend::Tract,
+            target: NnTarget::Cpu,
+        }),
+        ..AppOptions::default()
+    };
+    let _guard = runtime().enter();
+    Arc::new(App::load(&manifest, &options).expect("nn app loads"))
+}
+
+fn batch(app: &App, start: usize, count: usize) -> Vec<serde_json::Value> {
+    let instances: Vec<Vec<u8>> = (start..start + count).map(pixels).collect();
+    let body = serde_json::to_vec(&json!({ "instances": instances })).unwrap();
+    let reply = send(app, "POST", "/predict", body);
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    reply.json()["predictions"].as_array().unwrap().clone()
+}
+
+#[test]
+fn nn_component_agrees_with_the_pure_wasm_component_on_1000_images() {
+    let nn = nn_app(None);
+    let wasm = app();
+    for start in (0..1000).step_by(100) {
+        let ours = batch(&nn, start, 100);
+        let theirs = batch(&wasm, start, 100);
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert_eq!(a["label"], b["label"], "image {}", start + i);
+            let pa = a["probabilities"].as_array().unwrap();
+            let pb = b["probabilities"].as_array().unwrap();
+            for (x, y) in pa.iter().zip(pb) {
+                assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-4, "image {}", start + i);
+            }
+        }
+    }
+}
+
+#[test]
+fn nn_component_serves_the_whole_api() {
+    let nn = nn_app(None);
+    let reply = send(&nn, "GET", "/healthz", Vec::new());
+    assert_eq!(reply.status, 200);
+    assert_eq!(send(&nn, "GET", "/v2/models/mnist-cnn/ready", Vec::new()).status, 200);
+    let body = serde_json::to_vec(&json!({ "pixels": [1, 2] })).unwrap();
+    send(&nn, "POST", "/predict", body).assert_error(400);
+    let body = serde_json::to_vec(&json!({ "pixels": pixels(0) })).unwrap();
+    send(&nn, "POST", "/predict?model=nope", body).assert_error(404);
+}
+
+#[test]
+fn a_model_the_host_did_not_load_is_not_found() {
+    // The guest sees a card that appeared after start; the host's allow-list does not have it.
+    let dir = std::env::temp_dir().join(format!("spinfer-nn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for ext in ["onnx", "json"] {
+        std::fs::copy(root().join(format!("models/mnist-cnn.{ext}")), dir.join(format!("mnist-cnn.{ext}"))).unwrap();
+    }
+    let nn = nn_app(Some(&dir));
+    for ext in ["onnx", "json"] {
+        std::fs::copy(root().join(format!("models/mnist-seed.{ext}")), dir.join(format!("mnist-seed.{ext}"))).unwrap();
+    }
+    let body = serde_json::to_vec(&json!({ "pixels": pixels(0) })).unwrap();
+    let message = send(&nn, "POST", "/predict?model=mnist-seed", body).assert_error(404);
+    assert!(message.contains("mnist-seed"), "{message}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn gpu_target_without_a_gpu_backend_fails_at_start() {
+    let manifest = Manifest::load(&root().join("spin-nn.toml")).unwrap();
+    let options = AppOptions {
+        cache_dir: Some(root().join("target/spinfer-cache")),
+        nn: Some(NnOptions {
+            backend: NnBackend::Tract,
+            target: NnTarget::Gpu,
+        }),
+        ..AppOptions::default()
+    };
+    let _guard = runtime().enter();
+    let err = App::load(&manifest, &options).err().expect("a GPU target must not start on tract");
+    assert!(format!("{err:#}").contains("CPU only"), "{err:#}");
+}
