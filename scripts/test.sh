@@ -10,10 +10,16 @@ target/release/spinfer build
 target/release/spinfer build -f spin-nn.toml
 CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="" \
     cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm --target-dir target/scalar
-cargo test --release --workspace
 
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
     .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 fi
+# ONNX Runtime for the wasi-nn `ort` backend, from the onnxruntime wheel in the venv.
+if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+    ORT_DYLIB_PATH=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
+    export ORT_DYLIB_PATH
+fi
+
+cargo test --release --workspace --features spinfer/ort
 .venv/bin/python -m pytest -q tests/python

@@ -9,6 +9,10 @@ use spinfer::serve::{App, AppOptions, Manifest};
 use spinfer_tests::*;
 
 fn nn_app(models: Option<&std::path::Path>) -> Arc<App> {
+    nn_app_with(models, NnBackend::Tract, NnTarget::Cpu).expect("nn app loads")
+}
+
+fn nn_app_with(models: Option<&std::path::Path>, backend: NnBackend, target: NnTarget) -> anyhow::Result<Arc<App>> {
     let path = root().join("target/wasm32-wasip2/wasm/spinfer_classifier_nn.wasm");
     assert!(path.exists(), "{} is missing: run `spinfer build -f spin-nn.toml`", path.display());
     let mut manifest = Manifest::load(&root().join("spin-nn.toml")).unwrap();
@@ -21,14 +25,11 @@ fn nn_app(models: Option<&std::path::Path>) -> Arc<App> {
     }
     let options = AppOptions {
         cache_dir: Some(root().join("target/spinfer-cache")),
-        nn: Some(NnOptions {
-            backend: NnBackend::Tract,
-            target: NnTarget::Cpu,
-        }),
+        nn: Some(NnOptions { backend, target }),
         ..AppOptions::default()
     };
     let _guard = runtime().enter();
-    Arc::new(App::load(&manifest, &options).expect("nn app loads"))
+    Ok(Arc::new(App::load(&manifest, &options)?))
 }
 
 fn batch(app: &App, start: usize, count: usize) -> Vec<serde_json::Value> {
@@ -39,12 +40,10 @@ fn batch(app: &App, start: usize, count: usize) -> Vec<serde_json::Value> {
     reply.json()["predictions"].as_array().unwrap().clone()
 }
 
-#[test]
-fn nn_component_agrees_with_the_pure_wasm_component_on_1000_images() {
-    let nn = nn_app(None);
+fn assert_agrees_on_1000_images(nn: &App) {
     let wasm = app();
     for start in (0..1000).step_by(100) {
-        let ours = batch(&nn, start, 100);
+        let ours = batch(nn, start, 100);
         let theirs = batch(&wasm, start, 100);
         for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
             assert_eq!(a["label"], b["label"], "image {}", start + i);
@@ -55,6 +54,30 @@ fn nn_component_agrees_with_the_pure_wasm_component_on_1000_images() {
             }
         }
     }
+}
+
+#[test]
+fn nn_component_with_tract_agrees_with_the_pure_wasm_component() {
+    assert_agrees_on_1000_images(&nn_app(None));
+}
+
+/// Like wasmtime's own wasi-nn tests: skipped with a message when ONNX Runtime is missing
+/// locally, a failure in CI (where `.ci/run` installs the PyPI wheel).
+#[test]
+fn nn_component_with_onnx_runtime_cpu_agrees_with_the_pure_wasm_component() {
+    if std::env::var_os("ORT_DYLIB_PATH").is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must test the ONNX Runtime backend: set ORT_DYLIB_PATH (scripts/test.sh does)"
+        );
+        eprintln!("skipping: ORT_DYLIB_PATH is not set (the onnxruntime wheel's capi/libonnxruntime.so.*)");
+        return;
+    }
+    let app = nn_app_with(None, NnBackend::Ort, NnTarget::Cpu).expect("ONNX Runtime backend starts");
+    assert_agrees_on_1000_images(&app);
+    // The CPU wheel has no CUDA: asking for the GPU must fail at start, not fall back.
+    let err = nn_app_with(None, NnBackend::Ort, NnTarget::Gpu).err().expect("no GPU here");
+    assert!(format!("{err:#}").contains("CUDA"), "{err:#}");
 }
 
 #[test]
@@ -89,16 +112,8 @@ fn a_model_the_host_did_not_load_is_not_found() {
 
 #[test]
 fn gpu_target_without_a_gpu_backend_fails_at_start() {
-    let manifest = Manifest::load(&root().join("spin-nn.toml")).unwrap();
-    let options = AppOptions {
-        cache_dir: Some(root().join("target/spinfer-cache")),
-        nn: Some(NnOptions {
-            backend: NnBackend::Tract,
-            target: NnTarget::Gpu,
-        }),
-        ..AppOptions::default()
-    };
-    let _guard = runtime().enter();
-    let err = App::load(&manifest, &options).err().expect("a GPU target must not start on tract");
+    let err = nn_app_with(None, NnBackend::Tract, NnTarget::Gpu)
+        .err()
+        .expect("a GPU target must not start on tract");
     assert!(format!("{err:#}").contains("CPU only"), "{err:#}");
 }
