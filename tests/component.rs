@@ -19,8 +19,16 @@ fn healthz_lists_the_models() {
     assert_eq!(reply.status, 200);
     let json = reply.json();
     assert_eq!(json["status"], "ok");
-    let models: Vec<&str> = json["models"].as_array().unwrap().iter().map(|m| m.as_str().unwrap()).collect();
-    assert!(models.contains(&"mnist-cnn") && models.contains(&"mnist-seed"), "{models:?}");
+    let models: Vec<&str> = json["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    assert!(
+        models.contains(&"mnist-cnn") && models.contains(&"mnist-seed"),
+        "{models:?}"
+    );
 }
 
 #[test]
@@ -37,7 +45,12 @@ fn labels_equal_native_tract_on_real_test_images() {
         let json = reply.json();
         assert_eq!(json["model"], MODEL);
         assert_eq!(json["top_k"].as_array().unwrap().len(), 3);
-        let sum: f64 = json["probabilities"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).sum();
+        let sum: f64 = json["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p.as_f64().unwrap())
+            .sum();
         assert!((sum - 1.0).abs() < 1e-4, "probabilities sum to {sum}");
     }
     assert!(correct >= 117, "{correct}/120 correct");
@@ -45,7 +58,10 @@ fn labels_equal_native_tract_on_real_test_images() {
 
 #[test]
 fn server_timing_and_top_k() {
-    let reply = post_json("/predict?top_k=5&model=mnist-seed", &json!({ "pixels": pixels(0) }));
+    let reply = post_json(
+        "/predict?top_k=5&model=mnist-seed",
+        &json!({ "pixels": pixels(0) }),
+    );
     assert_eq!(reply.status, 200);
     assert!(reply.header("server-timing").unwrap().contains("infer;dur="));
     let json = reply.json();
@@ -74,7 +90,10 @@ fn png_digits_classify_right_either_polarity() {
             let img = image::GrayImage::from_raw(28, 28, px.to_vec()).unwrap();
             image::imageops::resize(&img, 112, 112, image::imageops::FilterType::Triangle).into_raw()
         };
-        for (what, body) in [("white on black", png(&original, 28)), ("black on white", png(&big(&inverted), 112))] {
+        for (what, body) in [
+            ("white on black", png(&original, 28)),
+            ("black on white", png(&big(&inverted), 112)),
+        ] {
             let reply = call("POST", "/predict", &[("content-type", "image/png")], body.clone());
             assert_eq!(label_of(&reply), label, "image {index}, {what}");
             let b64 = base64::engine::general_purpose::STANDARD.encode(&body);
@@ -109,7 +128,10 @@ fn batch_of_64_equals_64_single_calls() {
         let a = prediction["probabilities"].as_array().unwrap();
         let b = single["probabilities"].as_array().unwrap();
         for (x, y) in a.iter().zip(b) {
-            assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-5, "instance {i}");
+            assert!(
+                (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() < 1e-5,
+                "instance {i}"
+            );
         }
     }
 }
@@ -125,8 +147,14 @@ fn open_inference_protocol_metadata() {
     let model = get("/v2/models/mnist-cnn").json();
     assert_eq!(model["platform"], "onnx");
     assert_eq!(model["versions"], json!(["1"]));
-    assert_eq!(model["inputs"], json!([{ "name": "input", "datatype": "FP32", "shape": [-1, 1, 28, 28] }]));
-    assert_eq!(model["outputs"], json!([{ "name": "probs", "datatype": "FP32", "shape": [-1, 10] }]));
+    assert_eq!(
+        model["inputs"],
+        json!([{ "name": "input", "datatype": "FP32", "shape": [-1, 1, 28, 28] }])
+    );
+    assert_eq!(
+        model["outputs"],
+        json!([{ "name": "probs", "datatype": "FP32", "shape": [-1, 10] }])
+    );
     assert_eq!(get("/v2/models/mnist-cnn/versions/1").status, 200);
     assert_eq!(get("/v2/models/mnist-cnn/ready").status, 200);
     assert_eq!(get("/v2/models/mnist-cnn/versions/1/ready").status, 200);
@@ -158,7 +186,12 @@ fn open_inference_protocol_infer_json() {
         assert_eq!(output["name"], "probs");
         assert_eq!(output["datatype"], "FP32");
         assert_eq!(output["shape"], json!([3, 10]));
-        let data: Vec<f32> = output["data"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+        let data: Vec<f32> = output["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
         let expected = native.run(&test_set().normalized(indices)).unwrap();
         for (a, b) in data.iter().zip(&expected) {
             assert!((a - b).abs() < 1e-5);
@@ -182,11 +215,18 @@ fn open_inference_protocol_binary_both_ways() {
     let reply = call(
         "POST",
         "/v2/models/mnist-cnn/infer",
-        &[("content-type", "application/octet-stream"), ("inference-header-content-length", &header_len)],
+        &[
+            ("content-type", "application/octet-stream"),
+            ("inference-header-content-length", &header_len),
+        ],
         body,
     );
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-    let json_len: usize = reply.header("inference-header-content-length").unwrap().parse().unwrap();
+    let json_len: usize = reply
+        .header("inference-header-content-length")
+        .unwrap()
+        .parse()
+        .unwrap();
     let json: Value = serde_json::from_slice(&reply.body[..json_len]).unwrap();
     assert_eq!(json["outputs"][0]["parameters"]["binary_data_size"], 80);
     assert!(json["outputs"][0].get("data").is_none());
@@ -204,7 +244,13 @@ fn errors_have_status_and_json_message() {
     let png_header = [("content-type", "image/png")];
     // 400: malformed or invalid input.
     post_json("/predict", &json!({ "pixels": [1, 2, 3] })).assert_error(400);
-    call("POST", "/predict", &[("content-type", "application/json")], "{\"pixels\": [1,").assert_error(400);
+    call(
+        "POST",
+        "/predict",
+        &[("content-type", "application/json")],
+        "{\"pixels\": [1,",
+    )
+    .assert_error(400);
     let mut values = vec![0.0; 784];
     values[10] = 300.0;
     post_json("/predict", &json!({ "pixels": values })).assert_error(400);

@@ -12,9 +12,17 @@ fn nn_app(models: Option<&std::path::Path>) -> Arc<App> {
     nn_app_with(models, NnBackend::Tract, NnTarget::Cpu).expect("nn app loads")
 }
 
-fn nn_app_with(models: Option<&std::path::Path>, backend: NnBackend, target: NnTarget) -> anyhow::Result<Arc<App>> {
+fn nn_app_with(
+    models: Option<&std::path::Path>,
+    backend: NnBackend,
+    target: NnTarget,
+) -> anyhow::Result<Arc<App>> {
     let path = root().join("target/wasm32-wasip2/wasm/spinfer_classifier_nn.wasm");
-    assert!(path.exists(), "{} is missing: run `spinfer build -f spin-nn.toml`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `spinfer build -f spin-nn.toml`",
+        path.display()
+    );
     let mut manifest = Manifest::load(&root().join("spin-nn.toml")).unwrap();
     if let Some(models) = models {
         manifest.component.get_mut("classifier-nn").unwrap().files =
@@ -50,7 +58,11 @@ fn assert_agrees_on_1000_images(nn: &App) {
             let pa = a["probabilities"].as_array().unwrap();
             let pb = b["probabilities"].as_array().unwrap();
             for (x, y) in pa.iter().zip(pb) {
-                assert!((x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-4, "image {}", start + i);
+                assert!(
+                    (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 1e-4,
+                    "image {}",
+                    start + i
+                );
             }
         }
     }
@@ -76,7 +88,9 @@ fn nn_component_with_onnx_runtime_cpu_agrees_with_the_pure_wasm_component() {
     let app = nn_app_with(None, NnBackend::Ort, NnTarget::Cpu).expect("ONNX Runtime backend starts");
     assert_agrees_on_1000_images(&app);
     // The CPU wheel has no CUDA: asking for the GPU must fail at start, not fall back.
-    let err = nn_app_with(None, NnBackend::Ort, NnTarget::Gpu).err().expect("no GPU here");
+    let err = nn_app_with(None, NnBackend::Ort, NnTarget::Gpu)
+        .err()
+        .expect("no GPU here");
     assert!(format!("{err:#}").contains("CUDA"), "{err:#}");
 }
 
@@ -85,7 +99,10 @@ fn nn_component_serves_the_whole_api() {
     let nn = nn_app(None);
     let reply = send(&nn, "GET", "/healthz", Vec::new());
     assert_eq!(reply.status, 200);
-    assert_eq!(send(&nn, "GET", "/v2/models/mnist-cnn/ready", Vec::new()).status, 200);
+    assert_eq!(
+        send(&nn, "GET", "/v2/models/mnist-cnn/ready", Vec::new()).status,
+        200
+    );
     let body = serde_json::to_vec(&json!({ "pixels": [1, 2] })).unwrap();
     send(&nn, "POST", "/predict", body).assert_error(400);
     let body = serde_json::to_vec(&json!({ "pixels": pixels(0) })).unwrap();
@@ -98,11 +115,19 @@ fn a_model_the_host_did_not_load_is_not_found() {
     let dir = std::env::temp_dir().join(format!("spinfer-nn-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for ext in ["onnx", "json"] {
-        std::fs::copy(root().join(format!("models/mnist-cnn.{ext}")), dir.join(format!("mnist-cnn.{ext}"))).unwrap();
+        std::fs::copy(
+            root().join(format!("models/mnist-cnn.{ext}")),
+            dir.join(format!("mnist-cnn.{ext}")),
+        )
+        .unwrap();
     }
     let nn = nn_app(Some(&dir));
     for ext in ["onnx", "json"] {
-        std::fs::copy(root().join(format!("models/mnist-seed.{ext}")), dir.join(format!("mnist-seed.{ext}"))).unwrap();
+        std::fs::copy(
+            root().join(format!("models/mnist-seed.{ext}")),
+            dir.join(format!("mnist-seed.{ext}")),
+        )
+        .unwrap();
     }
     let body = serde_json::to_vec(&json!({ "pixels": pixels(0) })).unwrap();
     let message = send(&nn, "POST", "/predict?model=mnist-seed", body).assert_error(404);

@@ -45,12 +45,21 @@ fn probabilities(app: &App, index: usize) -> Vec<f64> {
         response.into_body().collect().await.unwrap().to_bytes()
     });
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    json["probabilities"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect()
+    json["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_f64().unwrap())
+        .collect()
 }
 
 fn snapshot_path() -> PathBuf {
     let path = root().join("target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm");
-    assert!(path.exists(), "{} is missing: run `spinfer build`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `spinfer build`",
+        path.display()
+    );
     path
 }
 
@@ -59,7 +68,11 @@ fn snapshot_serves_what_the_plain_component_serves() {
     let snapshot = load(&manifest_with(&snapshot_path(), None));
     let plain = load(&manifest_with(&component_path(), None));
     for index in 0..100 {
-        assert_eq!(probabilities(&snapshot, index), probabilities(&plain, index), "image {index}");
+        assert_eq!(
+            probabilities(&snapshot, index),
+            probabilities(&plain, index),
+            "image {index}"
+        );
     }
 }
 
@@ -83,10 +96,18 @@ fn a_swapped_model_is_detected_and_served() {
         let served = probabilities(&app, index);
         let expected = seed.run(&test_set().normalized([index])).unwrap();
         for (a, b) in served.iter().zip(&expected) {
-            assert!((*a as f32 - b).abs() < 1e-5, "image {index}: served {a}, seed model says {b}");
+            assert!(
+                (*a as f32 - b).abs() < 1e-5,
+                "image {index}: served {a}, seed model says {b}"
+            );
         }
         let snapshotted = cnn.run(&test_set().normalized([index])).unwrap();
-        assert!(served.iter().zip(&snapshotted).any(|(a, b)| (*a as f32 - b).abs() > 1e-6));
+        assert!(
+            served
+                .iter()
+                .zip(&snapshotted)
+                .any(|(a, b)| (*a as f32 - b).abs() > 1e-6)
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }

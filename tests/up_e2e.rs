@@ -41,15 +41,27 @@ fn start() -> Server {
             }
         }
     });
-    let addr = rx.recv_timeout(Duration::from_secs(120)).expect("spinfer up prints its address");
+    let addr = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("spinfer up prints its address");
     Server { child, addr }
 }
 
-async fn send(addr: &str, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
+async fn send(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
     tokio::spawn(connection);
-    let mut request = http::Request::builder().method(method).uri(path).header("host", addr);
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr);
     let bytes = match body {
         Some(body) => {
             request = request.header("content-type", "application/json");
@@ -57,7 +69,10 @@ async fn send(addr: &str, method: &str, path: &str, body: Option<serde_json::Val
         }
         None => Bytes::new(),
     };
-    let response = sender.send_request(request.body(Full::new(bytes)).unwrap()).await.unwrap();
+    let response = sender
+        .send_request(request.body(Full::new(bytes)).unwrap())
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, serde_json::from_slice(&body).expect("JSON body"))
@@ -72,7 +87,13 @@ fn serves_predictions_over_tcp() {
         assert_eq!(status, 200);
         assert_eq!(health["status"], "ok");
         for (index, expected) in [(0, 7), (1, 2), (2, 1)] {
-            let (status, reply) = send(&server.addr, "POST", "/predict", Some(json!({ "pixels": pixels(index) }))).await;
+            let (status, reply) = send(
+                &server.addr,
+                "POST",
+                "/predict",
+                Some(json!({ "pixels": pixels(index) })),
+            )
+            .await;
             assert_eq!(status, 200, "{reply}");
             assert_eq!(reply["label"], expected);
         }
@@ -83,7 +104,11 @@ fn serves_predictions_over_tcp() {
         let tasks: Vec<_> = (0..16)
             .map(|i| {
                 let addr = server.addr.clone();
-                tokio::spawn(async move { send(&addr, "POST", "/predict", Some(json!({ "pixels": pixels(i) }))).await.0 })
+                tokio::spawn(async move {
+                    send(&addr, "POST", "/predict", Some(json!({ "pixels": pixels(i) })))
+                        .await
+                        .0
+                })
             })
             .collect();
         for task in tasks {

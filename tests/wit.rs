@@ -16,5 +16,8 @@ fn wit_packages_resolve() {
         .keys()
         .map(|key| resolve.name_world_key(key))
         .collect();
-    assert!(exports.iter().any(|e| e == "wasi:http/handler@0.3.0"), "{exports:?}");
+    assert!(
+        exports.iter().any(|e| e == "wasi:http/handler@0.3.0"),
+        "{exports:?}"
+    );
 }

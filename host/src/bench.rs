@@ -27,18 +27,24 @@ pub async fn native_server(models: &Path, default_model: &str) -> Result<SocketA
             stream.set_nodelay(true).ok();
             let store = store.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
-                    let store = store.clone();
-                    async move { Ok::<_, Infallible>(native_handle(&store, request).await) }
-                });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let service =
+                    hyper::service::service_fn(move |request: http::Request<hyper::body::Incoming>| {
+                        let store = store.clone();
+                        async move { Ok::<_, Infallible>(native_handle(&store, request).await) }
+                    });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
     Ok(addr)
 }
 
-async fn native_handle(store: &ModelStore, request: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+async fn native_handle(
+    store: &ModelStore,
+    request: http::Request<hyper::body::Incoming>,
+) -> http::Response<Full<Bytes>> {
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -56,7 +62,9 @@ async fn native_handle(store: &ModelStore, request: http::Request<hyper::body::I
     for (name, value) in &response.headers {
         builder = builder.header(name, value);
     }
-    builder.body(Full::new(Bytes::from(response.body))).expect("valid response")
+    builder
+        .body(Full::new(Bytes::from(response.body)))
+        .expect("valid response")
 }
 
 #[derive(Clone, Debug)]
@@ -93,7 +101,8 @@ pub async fn load(
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(connection);
             let mut latencies = Vec::new();
             loop {
@@ -160,9 +169,16 @@ pub async fn measure(targets: &[Target], body: Bytes, options: &BenchOptions) ->
     for target in targets {
         let mut results = Vec::new();
         for &connections in &options.connections {
-            let result = load(target.addr, "/predict", body.clone(), connections, options.warmup, options.duration)
-                .await
-                .with_context(|| format!("{} at {connections} connections", target.name))?;
+            let result = load(
+                target.addr,
+                "/predict",
+                body.clone(),
+                connections,
+                options.warmup,
+                options.duration,
+            )
+            .await
+            .with_context(|| format!("{} at {connections} connections", target.name))?;
             tracing::info!(
                 target = %target.name, connections, p50_ms = result.p50_ms, p99_ms = result.p99_ms, rps = result.rps(),
                 "measured"
@@ -179,7 +195,8 @@ pub async fn measure(targets: &[Target], body: Bytes, options: &BenchOptions) ->
 
 /// A markdown table; ratios are against the first row (the native baseline).
 pub fn table(rows: &[Row]) -> String {
-    let mut out = String::from("| server | conns | p50 ms | p99 ms | req/s | p50 vs native | req/s vs native |\n");
+    let mut out =
+        String::from("| server | conns | p50 ms | p99 ms | req/s | p50 vs native | req/s vs native |\n");
     out += "| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     let Some(baseline) = rows.first() else { return out };
     for row in rows {
@@ -216,11 +233,16 @@ pub fn cold_start(exe: &Path, manifest: &Path, body: &Bytes, expected_label: u64
         .map_while(Result::ok)
         .find_map(|line| line.split("http://").nth(1).map(|a| a.trim().to_string()));
     let result = (|| {
-        let addr: SocketAddr = addr.ok_or_else(|| anyhow!("spinfer up exited before listening"))?.parse()?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let addr: SocketAddr = addr
+            .ok_or_else(|| anyhow!("spinfer up exited before listening"))?
+            .parse()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         let label = runtime.block_on(async {
             let stream = tokio::net::TcpStream::connect(addr).await?;
-            let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(connection);
             let request = http::Request::post("/predict")
                 .header("host", addr.to_string())
@@ -231,7 +253,10 @@ pub fn cold_start(exe: &Path, manifest: &Path, body: &Bytes, expected_label: u64
             let json: serde_json::Value = serde_json::from_slice(&bytes)?;
             anyhow::Ok(json["label"].as_u64())
         })?;
-        ensure!(label == Some(expected_label), "first answer was {label:?}, expected {expected_label}");
+        ensure!(
+            label == Some(expected_label),
+            "first answer was {label:?}, expected {expected_label}"
+        );
         Ok(started.elapsed())
     })();
     let _ = child.kill();
@@ -313,7 +338,8 @@ async fn wasm_inference_ms(app: &crate::serve::App, body: &Bytes, n: usize) -> R
 async fn instance_ready_ms(app: &crate::serve::App, model: &str, n: usize) -> Result<f64> {
     let mut samples = Vec::new();
     for _ in 0..n {
-        let request = http::Request::get(format!("/v2/models/{model}/ready")).body(Full::new(Bytes::new()))?;
+        let request =
+            http::Request::get(format!("/v2/models/{model}/ready")).body(Full::new(Bytes::new()))?;
         let started = Instant::now();
         let response = app.handle(request).await;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
@@ -473,7 +499,12 @@ pub fn run(config: &BenchConfig) -> Result<String> {
         "- cold start (process start → first correct /predict, warm compiled-component cache): {:.1} ms\n\n\
          Command: `spinfer bench --connections {} --seconds {}`; {} CPUs; model {model}.\n",
         cold.as_secs_f64() * 1e3,
-        config.connections.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(","),
+        config
+            .connections
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(","),
         config.seconds,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );

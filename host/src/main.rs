@@ -262,7 +262,10 @@ fn predict(args: PredictArgs) -> Result<()> {
         (Some(index), _) => {
             let test = Mnist::load_test(&args.data)?;
             if index >= test.len() {
-                bail!("--idx {index} is out of range: the test set has {} images", test.len());
+                bail!(
+                    "--idx {index} is out of range: the test set has {} images",
+                    test.len()
+                );
             }
             println!("test image {index}, true label {}", test.labels[index]);
             test.normalized([index])
@@ -312,7 +315,11 @@ fn up(args: UpArgs) -> Result<()> {
         let app = std::sync::Arc::new(App::load(&manifest, &options)?);
         let listener = server::bind(args.listen).await?;
         // The line tests and scripts wait for.
-        println!("spinfer: serving {} on http://{}", app.name, listener.local_addr()?);
+        println!(
+            "spinfer: serving {} on http://{}",
+            app.name,
+            listener.local_addr()?
+        );
         server::serve(app, listener, async {
             tokio::signal::ctrl_c().await.ok();
         })
@@ -340,10 +347,17 @@ fn bench(args: BenchArgs) -> Result<()> {
 fn snapshot(args: SnapshotArgs) -> Result<()> {
     use spinfer::serve::{AppOptions, Manifest, app::sandbox};
     let manifest = Manifest::load(&args.manifest)?;
-    let def = manifest
-        .component
-        .get(&args.component)
-        .ok_or_else(|| anyhow!("{} has no component {:?}", args.manifest.display(), args.component))?;
+    let def = manifest.component.get(&args.component).ok_or_else(|| {
+        anyhow!(
+            "{} has no component {:?}",
+            args.manifest.display(),
+            args.component
+        )
+    })?;
     let sandbox = sandbox(&manifest, def, &AppOptions::default())?;
-    spinfer::serve::snapshot::snapshot(&manifest.resolve(&args.wasm), &sandbox, &manifest.resolve(&args.out))
+    spinfer::serve::snapshot::snapshot(
+        &manifest.resolve(&args.wasm),
+        &sandbox,
+        &manifest.resolve(&args.out),
+    )
 }

@@ -19,10 +19,7 @@ const LABELS_MAGIC: u32 = 0x0000_0801;
 #[derive(Debug, thiserror::Error)]
 pub enum IdxError {
     #[error("{path}: cannot read: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: wrong magic number {found:#010x}, expected {expected:#010x} ({kind} file)")]
     WrongMagic {
         path: PathBuf,
@@ -45,17 +42,9 @@ pub enum IdxError {
         kind: &'static str,
     },
     #[error("{path}: images are {rows}×{cols}, expected 28×28")]
-    WrongDimensions {
-        path: PathBuf,
-        rows: usize,
-        cols: usize,
-    },
+    WrongDimensions { path: PathBuf, rows: usize, cols: usize },
     #[error("{path}: label {label} at index {index} is not a digit 0–9")]
-    BadLabel {
-        path: PathBuf,
-        index: usize,
-        label: u8,
-    },
+    BadLabel { path: PathBuf, index: usize, label: u8 },
     #[error("image/label count mismatch: {images} images in {images_path}, {labels} labels in {labels_path}")]
     CountMismatch {
         images: usize,
@@ -168,9 +157,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>, IdxError> {
     let raw = std::fs::read(path).map_err(io)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(io)?;
+        GzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(io)?;
         Ok(out)
     } else {
         Ok(raw)
@@ -326,7 +313,12 @@ mod tests {
     #[test]
     fn good_synthetic_files_parse() {
         let path = Path::new("x");
-        assert_eq!(parse_images(path, &images_file(2, 28, 28, 2 * PIXELS)).unwrap().len(), 2 * PIXELS);
+        assert_eq!(
+            parse_images(path, &images_file(2, 28, 28, 2 * PIXELS))
+                .unwrap()
+                .len(),
+            2 * PIXELS
+        );
         assert_eq!(parse_labels(path, &labels_file(&[3, 9])).unwrap(), vec![3, 9]);
     }
 
@@ -358,20 +350,54 @@ mod tests {
     #[test]
     fn wrong_dimensions_and_labels_are_named() {
         let err = parse_images(Path::new("i"), &images_file(1, 32, 28, 32 * 28)).unwrap_err();
-        assert!(matches!(err, IdxError::WrongDimensions { rows: 32, cols: 28, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::WrongDimensions {
+                    rows: 32,
+                    cols: 28,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = parse_labels(Path::new("l"), &labels_file(&[1, 12])).unwrap_err();
-        assert!(matches!(err, IdxError::BadLabel { index: 1, label: 12, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::BadLabel {
+                    index: 1,
+                    label: 12,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]
     fn count_mismatch_is_named() {
         let dir = std::env::temp_dir().join(format!("spinfer-idx-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("x-images-idx3-ubyte"), images_file(2, 28, 28, 2 * PIXELS)).unwrap();
+        std::fs::write(
+            dir.join("x-images-idx3-ubyte"),
+            images_file(2, 28, 28, 2 * PIXELS),
+        )
+        .unwrap();
         std::fs::write(dir.join("x-labels-idx1-ubyte"), labels_file(&[1, 2, 3])).unwrap();
         let err = load_split(&dir, "x").unwrap_err();
         std::fs::remove_dir_all(&dir).ok();
-        assert!(matches!(err, IdxError::CountMismatch { images: 2, labels: 3, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                IdxError::CountMismatch {
+                    images: 2,
+                    labels: 3,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -26,7 +26,9 @@ impl Arch {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Arch::Seed => "Conv2d(1→32, 3×3) → ReLU → MaxPool 2×2 → Flatten(5408) → Linear(5408→10) → softmax",
+            Arch::Seed => {
+                "Conv2d(1→32, 3×3) → ReLU → MaxPool 2×2 → Flatten(5408) → Linear(5408→10) → softmax"
+            }
             Arch::Improved => {
                 "Conv2d(1→32, 3×3, pad 1) → ReLU → Conv2d(32→32, 3×3, pad 1) → ReLU → MaxPool 2×2 → \
                  Conv2d(32→64, 3×3, pad 1) → ReLU → Conv2d(64→64, 3×3, pad 1) → ReLU → MaxPool 2×2 → \

@@ -5,10 +5,9 @@
 
 use prost::Message;
 use tract_onnx::pb::{
-    self, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
-    StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::Dimension,
-    tensor_shape_proto::dimension, type_proto,
+    self, AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto, attribute_proto::AttributeType,
+    tensor_proto::DataType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
 };
 
 use crate::model::Layer;
@@ -113,11 +112,7 @@ impl GraphBuilder {
                 &output,
                 vec![int("axis", 1)],
             ),
-            Layer::Dense {
-                weight,
-                shape,
-                bias,
-            } => {
+            Layer::Dense { weight, shape, bias } => {
                 // burn keeps Linear weights as [in, out]: Gemm without transposing B.
                 let w = self.initializer(&format!("l{index}.weight"), shape, weight);
                 let b = self.initializer(&format!("l{index}.bias"), &[shape[1]], bias);
@@ -152,7 +147,11 @@ impl GraphBuilder {
     }
 
     fn initializer(&mut self, name: &str, dims: &[usize], values: &[f32]) -> String {
-        assert_eq!(dims.iter().product::<usize>(), values.len(), "{name}: shape and data disagree");
+        assert_eq!(
+            dims.iter().product::<usize>(),
+            values.len(),
+            "{name}: shape and data disagree"
+        );
         self.initializers.push(TensorProto {
             name: name.into(),
             dims: dims.iter().map(|&d| d as i64).collect(),

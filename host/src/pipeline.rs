@@ -30,7 +30,9 @@ pub fn run(mnist: &Mnist, config: &TrainConfig, name: &str, out: &Path) -> Resul
     println!(
         "training {name} ({:?}) on {} images, validating on {}, {} epochs, batch {}, lr {}, seed {}, {} threads",
         config.arch,
-        config.limit.map_or(mnist.train.len(), |n| n.min(mnist.train.len())),
+        config
+            .limit
+            .map_or(mnist.train.len(), |n| n.min(mnist.train.len())),
         mnist.validation.len(),
         config.epochs,
         config.batch_size,
@@ -107,7 +109,10 @@ pub fn run(mnist: &Mnist, config: &TrainConfig, name: &str, out: &Path) -> Resul
     std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")
         .with_context(|| format!("writing {}", card_path.display()))?;
     let history_path = out.join(format!("{name}-training.json"));
-    std::fs::write(&history_path, serde_json::to_string_pretty(&trained.history)? + "\n")?;
+    std::fs::write(
+        &history_path,
+        serde_json::to_string_pretty(&trained.history)? + "\n",
+    )?;
     plots::training_curves(&out.join(format!("{name}-training.png")), name, &trained.history)?;
     plots::confusion_matrix(&out.join(format!("{name}-confusion.png")), name, &report)?;
     println!(

@@ -21,9 +21,15 @@ fn ensure_font() -> Result<()> {
         let bytes = FONT_PATHS
             .iter()
             .find_map(|p| std::fs::read(p).ok())
-            .ok_or_else(|| format!("no DejaVu Sans font found in {FONT_PATHS:?} (apt-get install fonts-dejavu-core)"))?;
-        register_font("sans-serif", FontStyle::Normal, Box::leak(bytes.into_boxed_slice()))
-            .map_err(|_| "font is not a valid TrueType file".to_string())
+            .ok_or_else(|| {
+                format!("no DejaVu Sans font found in {FONT_PATHS:?} (apt-get install fonts-dejavu-core)")
+            })?;
+        register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            Box::leak(bytes.into_boxed_slice()),
+        )
+        .map_err(|_| "font is not a valid TrueType file".to_string())
     })
     .clone()
     .map_err(anyhow::Error::msg)
@@ -47,7 +53,11 @@ pub fn training_curves(path: &Path, title: &str, history: &[EpochStats]) -> Resu
         .x_label_area_size(35)
         .y_label_area_size(50)
         .build_cartesian_2d(0.5..epochs + 0.5, 0.0..max_loss.max(1e-3))?;
-    chart.configure_mesh().x_desc("epoch").y_desc("cross-entropy").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("cross-entropy")
+        .draw()?;
     let series = |f: fn(&EpochStats) -> f64| history.iter().map(move |s| (s.epoch as f64, f(s)));
     chart
         .draw_series(LineSeries::new(series(|s| s.train_loss), &BLUE))?
@@ -66,7 +76,11 @@ pub fn training_curves(path: &Path, title: &str, history: &[EpochStats]) -> Resu
         .x_label_area_size(35)
         .y_label_area_size(60)
         .build_cartesian_2d(0.5..epochs + 0.5, (min_acc * 100.0 - 0.5)..100.0)?;
-    chart.configure_mesh().x_desc("epoch").y_desc("accuracy %").draw()?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("accuracy %")
+        .draw()?;
     chart.draw_series(LineSeries::new(
         history.iter().map(|s| (s.epoch as f64, s.val_accuracy * 100.0)),
         &GREEN,
@@ -76,7 +90,8 @@ pub fn training_curves(path: &Path, title: &str, history: &[EpochStats]) -> Resu
             .iter()
             .map(|s| Circle::new((s.epoch as f64, s.val_accuracy * 100.0), 3, GREEN.filled())),
     )?;
-    root.present().with_context(|| format!("writing {}", path.display()))?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -86,7 +101,11 @@ pub fn confusion_matrix(path: &Path, title: &str, report: &Report) -> Result<()>
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
         .caption(
-            format!("{title}: {:.2}% on {} test images", report.accuracy() * 100.0, report.total),
+            format!(
+                "{title}: {:.2}% on {} test images",
+                report.accuracy() * 100.0,
+                report.total
+            ),
             ("sans-serif", 18),
         )
         .margin(10)
@@ -119,7 +138,10 @@ pub fn confusion_matrix(path: &Path, title: &str, report: &Report) -> Result<()>
                 RGBColor(255, (255.0 * k) as u8, (255.0 * k) as u8)
             };
             let (x, y) = (p as i32, 9 - t as i32);
-            chart.draw_series(std::iter::once(Rectangle::new([(x, y), (x + 1, y + 1)], color.filled())))?;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(x, y), (x + 1, y + 1)],
+                color.filled(),
+            )))?;
             let text_color = if t == p { &WHITE } else { &BLACK };
             chart.draw_series(std::iter::once(Text::new(
                 count.to_string(),
@@ -128,6 +150,7 @@ pub fn confusion_matrix(path: &Path, title: &str, report: &Report) -> Result<()>
             )))?;
         }
     }
-    root.present().with_context(|| format!("writing {}", path.display()))?;
+    root.present()
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

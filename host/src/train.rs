@@ -50,7 +50,10 @@ pub struct Trained {
 }
 
 fn images_tensor(split: &Split, indices: &[usize], device: &Device) -> Tensor<4> {
-    let data = TensorData::new(split.normalized(indices.iter().copied()), [indices.len(), 1, 28, 28]);
+    let data = TensorData::new(
+        split.normalized(indices.iter().copied()),
+        [indices.len(), 1, 28, 28],
+    );
     Tensor::from_data(data, device)
 }
 
@@ -67,7 +70,9 @@ pub fn train(mnist: &Mnist, config: &TrainConfig) -> Trained {
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
     let mut rng = StdRng::seed_from_u64(config.seed);
 
-    let train_len = config.limit.map_or(mnist.train.len(), |n| n.min(mnist.train.len()));
+    let train_len = config
+        .limit
+        .map_or(mnist.train.len(), |n| n.min(mnist.train.len()));
     let mut order: Vec<usize> = (0..train_len).collect();
     let mut history = Vec::new();
     let started = Instant::now();

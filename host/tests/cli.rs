@@ -3,7 +3,10 @@
 use std::process::Command;
 
 fn spinfer(args: &[&str]) -> (bool, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_spinfer")).args(args).output().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_spinfer"))
+        .args(args)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&output.stdout).to_string() + &String::from_utf8_lossy(&output.stderr);
     (output.status.success(), text)
 }
@@ -40,7 +43,13 @@ fn bad_arguments_fail_with_a_message() {
     let (ok, text) = spinfer(&["eval", "--model", "/nonexistent.onnx"]);
     assert!(!ok);
     assert!(text.contains("nonexistent"), "{text}");
-    let (ok, text) = spinfer(&["eval", "--data", "/nonexistent-dir", "--model", "../models/mnist-seed.onnx"]);
+    let (ok, text) = spinfer(&[
+        "eval",
+        "--data",
+        "/nonexistent-dir",
+        "--model",
+        "../models/mnist-seed.onnx",
+    ]);
     assert!(!ok, "{text}");
 }
 

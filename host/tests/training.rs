@@ -51,7 +51,10 @@ fn short_training_run_learns_and_exports_faithfully() {
     assert_eq!(check.disagreements, 0);
     assert!(check.max_abs_diff <= 1e-5, "max |Δp| {}", check.max_abs_diff);
     let meta = onnx_export::metadata(&onnx).unwrap();
-    assert!(meta.contains(&("labels".into(), "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]".into())));
+    assert!(meta.contains(&(
+        "labels".into(),
+        "[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\"]".into()
+    )));
 
     // The improved network exports faithfully too (untrained weights are enough for the graph).
     let device = train::device();
@@ -69,8 +72,15 @@ fn short_training_run_learns_and_exports_faithfully() {
             preprocessing: "",
         },
     );
-    let tract = Classifier::from_onnx(&onnx).unwrap().run(&batch.normalized(idx)).unwrap();
-    let max = tract.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let tract = Classifier::from_onnx(&onnx)
+        .unwrap()
+        .run(&batch.normalized(idx))
+        .unwrap();
+    let max = tract
+        .iter()
+        .zip(&reference)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
     assert!(max <= 1e-5, "improved: max |Δp| {max}");
 }
 
@@ -81,14 +91,25 @@ fn committed_models_match_their_cards() {
         let onnx = std::fs::read(models.join(format!("{name}.onnx"))).unwrap();
         let card: spinfer_protocol::ModelCard =
             serde_json::from_slice(&std::fs::read(models.join(format!("{name}.json"))).unwrap()).unwrap();
-        assert_eq!(card.sha256, spinfer::pipeline::sha256_hex(&onnx), "{name}: card hash");
-        assert!(card.test_accuracy >= min_accuracy, "{name}: card says {}", card.test_accuracy);
+        assert_eq!(
+            card.sha256,
+            spinfer::pipeline::sha256_hex(&onnx),
+            "{name}: card hash"
+        );
+        assert!(
+            card.test_accuracy >= min_accuracy,
+            "{name}: card says {}",
+            card.test_accuracy
+        );
         // The accuracy is re-measured here with native tract, not taken from the card.
         let classifier = Classifier::from_onnx(&onnx).unwrap();
         let test = mnist().test;
         let probs = verify::tract_probabilities(&classifier, &test).unwrap();
         let report = Report::new(&test.labels, &predictions(&probs));
         assert!(report.accuracy() >= min_accuracy, "{name}: {}", report.accuracy());
-        assert!((report.accuracy() - card.test_accuracy).abs() < 1e-9, "{name}: card disagrees");
+        assert!(
+            (report.accuracy() - card.test_accuracy).abs() < 1e-9,
+            "{name}: card disagrees"
+        );
     }
 }

@@ -18,7 +18,11 @@ pub fn spinfer_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
     let path = dir.join("spinfer");
-    assert!(path.exists(), "{} is missing: run `cargo build --release -p spinfer`", path.display());
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --release -p spinfer`",
+        path.display()
+    );
     path
 }
 
@@ -77,9 +81,16 @@ impl Reply {
 
     /// Asserts an error reply: the status and a JSON `{"error": "..."}` body.
     pub fn assert_error(&self, status: u16) -> String {
-        assert_eq!(self.status, status, "body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         let json = self.json();
-        let message = json["error"].as_str().unwrap_or_else(|| panic!("no error message in {json}"));
+        let message = json["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error message in {json}"));
         assert!(!message.is_empty());
         message.to_string()
     }
@@ -95,7 +106,13 @@ pub fn send(app: &App, method: &str, uri: &str, body: Vec<u8>) -> Reply {
     call_app(app, method, uri, &[("content-type", "application/json")], body)
 }
 
-pub fn call_app(app: &App, method: &str, uri: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+pub fn call_app(
+    app: &App,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
     let mut builder = http::Request::builder().method(method).uri(uri);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -118,7 +135,12 @@ pub fn get(uri: &str) -> Reply {
 }
 
 pub fn post_json(uri: &str, value: &serde_json::Value) -> Reply {
-    call("POST", uri, &[("content-type", "application/json")], serde_json::to_vec(value).unwrap())
+    call(
+        "POST",
+        uri,
+        &[("content-type", "application/json")],
+        serde_json::to_vec(value).unwrap(),
+    )
 }
 
 /// Test image `index` as 0–255 pixel values.

@@ -39,7 +39,11 @@ impl NnBackend {
         }
     }
 
-    fn with_graph<T>(&self, model: &str, f: impl FnOnce(&Graph) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    fn with_graph<T>(
+        &self,
+        model: &str,
+        f: impl FnOnce(&Graph) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
         if self.catalog.get(model).is_none() {
             return Err(ApiError::not_found(format!("unknown model {model:?}")));
         }
@@ -84,9 +88,13 @@ impl Backend for NnBackend {
             let (_, output) = outputs
                 .into_iter()
                 .find(|(name, _)| *name == card.output.name)
-                .ok_or_else(|| ApiError::internal(format!("model {model:?} returned no {:?}", card.output.name)))?;
+                .ok_or_else(|| {
+                    ApiError::internal(format!("model {model:?} returned no {:?}", card.output.name))
+                })?;
             if output.ty() != TensorType::Fp32 {
-                return Err(ApiError::internal(format!("model {model:?} returned a non-FP32 output")));
+                return Err(ApiError::internal(format!(
+                    "model {model:?} returned a non-FP32 output"
+                )));
             }
             Ok(output
                 .data()

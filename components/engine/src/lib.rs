@@ -37,11 +37,17 @@ impl Classifier {
             .map_err(load)?;
         let input = model.input_fact(0).map_err(load)?.clone();
         let output = model.output_fact(0).map_err(load)?.clone();
-        let item_shape = concrete_tail(&input.shape)
-            .ok_or_else(|| EngineError::Load(format!("input shape {:?} must be [N, ...] with fixed item dims", input.shape)))?;
+        let item_shape = concrete_tail(&input.shape).ok_or_else(|| {
+            EngineError::Load(format!(
+                "input shape {:?} must be [N, ...] with fixed item dims",
+                input.shape
+            ))
+        })?;
         let classes = concrete_tail(&output.shape)
             .and_then(|dims| (dims.len() == 1).then_some(dims[0]))
-            .ok_or_else(|| EngineError::Load(format!("output shape {:?} must be [N, classes]", output.shape)))?;
+            .ok_or_else(|| {
+                EngineError::Load(format!("output shape {:?} must be [N, classes]", output.shape))
+            })?;
         let plan = model
             .into_optimized()
             .map_err(load)?
@@ -103,6 +109,9 @@ pub fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold(
+            (0, f32::NEG_INFINITY),
+            |best, (i, &v)| if v > best.1 { (i, v) } else { best },
+        )
         .0
 }

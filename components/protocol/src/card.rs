@@ -62,7 +62,8 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn open(dir: &std::path::Path, default: Option<&str>) -> Result<Catalog, String> {
-        let read_dir = std::fs::read_dir(dir).map_err(|e| format!("cannot list models in {}: {e}", dir.display()))?;
+        let read_dir =
+            std::fs::read_dir(dir).map_err(|e| format!("cannot list models in {}: {e}", dir.display()))?;
         let mut entries = Vec::new();
         for file in read_dir.flatten() {
             let path = file.path();
@@ -74,7 +75,8 @@ impl Catalog {
                 continue; // training histories and other JSON beside the models
             };
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let card = ModelCard::from_json(&bytes).map_err(|e| format!("{}: not a model card: {e}", path.display()))?;
+            let card = ModelCard::from_json(&bytes)
+                .map_err(|e| format!("{}: not a model card: {e}", path.display()))?;
             entries.push(CatalogEntry {
                 card,
                 onnx,

@@ -30,7 +30,10 @@ impl ApiError {
     pub fn method_not_allowed(method: &str, allow: &'static str) -> ApiError {
         ApiError {
             allow: Some(allow),
-            ..Self::new(405, format!("method {method} is not allowed here; allowed: {allow}"))
+            ..Self::new(
+                405,
+                format!("method {method} is not allowed here; allowed: {allow}"),
+            )
         }
     }
 

@@ -85,7 +85,11 @@ pub struct Timing {
 }
 
 impl Timing {
-    pub fn between(started: std::time::Instant, decoded: std::time::Instant, done: std::time::Instant) -> Timing {
+    pub fn between(
+        started: std::time::Instant,
+        decoded: std::time::Instant,
+        done: std::time::Instant,
+    ) -> Timing {
         Timing {
             decode_ms: (decoded - started).as_secs_f64() * 1e3,
             infer_ms: (done - decoded).as_secs_f64() * 1e3,

@@ -82,8 +82,8 @@ pub fn decode(request: &Request) -> Result<Images, ApiError> {
 }
 
 fn decode_json(body: &[u8]) -> Result<Images, ApiError> {
-    let body: PredictBody = serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
+    let body: PredictBody =
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let single = |input| Images {
         inputs: vec![input],
         batch: false,
@@ -126,7 +126,11 @@ fn top_k(request: &Request, classes: usize) -> Result<usize, ApiError> {
             .parse::<usize>()
             .ok()
             .filter(|k| (1..=classes).contains(k))
-            .ok_or_else(|| ApiError::bad_request(format!("top_k must be a whole number from 1 to {classes}, got {raw:?}"))),
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "top_k must be a whole number from 1 to {classes}, got {raw:?}"
+                ))
+            }),
     }
 }
 
@@ -180,7 +184,19 @@ mod tests {
         let p = Prediction::new(&[0.1, 0.6, 0.3], 2);
         assert_eq!(p.label, 1);
         assert_eq!(p.confidence, 0.6);
-        assert_eq!(p.top_k, vec![Ranked { label: 1, probability: 0.6 }, Ranked { label: 2, probability: 0.3 }]);
+        assert_eq!(
+            p.top_k,
+            vec![
+                Ranked {
+                    label: 1,
+                    probability: 0.6
+                },
+                Ranked {
+                    label: 2,
+                    probability: 0.3
+                }
+            ]
+        );
     }
 
     #[test]
@@ -192,7 +208,8 @@ mod tests {
         let two = decode_json(&two).unwrap();
         assert!(two.batch);
         assert_eq!(two.inputs.len(), 2);
-        let both = serde_json::to_vec(&serde_json::json!({ "pixels": pixels, "instances": [pixels] })).unwrap();
+        let both =
+            serde_json::to_vec(&serde_json::json!({ "pixels": pixels, "instances": [pixels] })).unwrap();
         assert_eq!(decode_json(&both).unwrap_err().status, 400);
         assert_eq!(decode_json(b"{\"image\":\"!!!\"}").unwrap_err().status, 400);
         assert_eq!(decode_json(b"{\"pixels\":[1,2").unwrap_err().status, 400);
@@ -203,7 +220,10 @@ mod tests {
 
     #[test]
     fn top_k_is_bounded() {
-        let request = |q| Request { query: q, ..Default::default() };
+        let request = |q| Request {
+            query: q,
+            ..Default::default()
+        };
         assert_eq!(top_k(&request(""), 10).unwrap(), 3);
         assert_eq!(top_k(&request("top_k=10"), 10).unwrap(), 10);
         assert_eq!(top_k(&request("top_k=0"), 10).unwrap_err().status, 400);

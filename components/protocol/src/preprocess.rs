@@ -164,7 +164,12 @@ mod tests {
         assert_eq!(input[5], 1.0);
         assert_eq!(pixels_to_input(&values[..10], false).unwrap_err().status, 400);
         values[3] = f64::NAN;
-        assert!(pixels_to_input(&values, false).unwrap_err().message.contains("pixel 3"));
+        assert!(
+            pixels_to_input(&values, false)
+                .unwrap_err()
+                .message
+                .contains("pixel 3")
+        );
         values[3] = 0.5;
         values[5] = 1.0;
         assert_eq!(pixels_to_input(&values, true).unwrap()[3], 0.5);
@@ -183,9 +188,15 @@ mod tests {
     #[test]
     fn digit_is_fitted_and_centred() {
         let input = mnist_style(&digit_one(false, 280)).unwrap();
-        let rows: Vec<usize> = (0..SIDE).filter(|r| input[r * SIDE..(r + 1) * SIDE].iter().any(|&v| v > 0.5)).collect();
+        let rows: Vec<usize> = (0..SIDE)
+            .filter(|r| input[r * SIDE..(r + 1) * SIDE].iter().any(|&v| v > 0.5))
+            .collect();
         assert_eq!(rows.len(), 20, "the longer side is scaled to 20 px");
-        assert!((rows[0] as i64 - 4).abs() <= 1, "vertically centred: first row {}", rows[0]);
+        assert!(
+            (rows[0] as i64 - 4).abs() <= 1,
+            "vertically centred: first row {}",
+            rows[0]
+        );
     }
 
     #[test]

@@ -67,8 +67,8 @@ fn model<'b>(backend: &'b dyn Backend, name: &str, version: Option<&str>) -> Res
 }
 
 fn dispatch(backend: &dyn Backend, request: &Request) -> Result<Response, ApiError> {
-    let route = route(request.path)
-        .ok_or_else(|| ApiError::not_found(format!("no route for {}", request.path)))?;
+    let route =
+        route(request.path).ok_or_else(|| ApiError::not_found(format!("no route for {}", request.path)))?;
     if !request.method.eq_ignore_ascii_case(route.allow()) {
         return Err(ApiError::method_not_allowed(request.method, route.allow()));
     }
@@ -84,7 +84,10 @@ fn dispatch(backend: &dyn Backend, request: &Request) -> Result<Response, ApiErr
             }
             Ok(Response::json(200, &json!({ "ready": true })))
         }
-        Route::Model { name, version } => Ok(Response::json(200, &v2::model_metadata(model(backend, name, version)?))),
+        Route::Model { name, version } => Ok(Response::json(
+            200,
+            &v2::model_metadata(model(backend, name, version)?),
+        )),
         Route::ModelReady { name, version } => {
             let card = model(backend, name, version)?;
             backend.ready(&card.name)?;
@@ -107,9 +110,27 @@ mod tests {
     fn routes() {
         assert_eq!(route("/healthz"), Some(Route::Healthz));
         assert_eq!(route("/predict/"), Some(Route::Predict));
-        assert_eq!(route("/v2/models/m/versions/1/infer"), Some(Route::Infer { name: "m", version: Some("1") }));
-        assert_eq!(route("/v2/models/m/ready"), Some(Route::ModelReady { name: "m", version: None }));
-        assert_eq!(route("/v2/models/m"), Some(Route::Model { name: "m", version: None }));
+        assert_eq!(
+            route("/v2/models/m/versions/1/infer"),
+            Some(Route::Infer {
+                name: "m",
+                version: Some("1")
+            })
+        );
+        assert_eq!(
+            route("/v2/models/m/ready"),
+            Some(Route::ModelReady {
+                name: "m",
+                version: None
+            })
+        );
+        assert_eq!(
+            route("/v2/models/m"),
+            Some(Route::Model {
+                name: "m",
+                version: None
+            })
+        );
         assert_eq!(route("/v2/models/m/other"), None);
         assert_eq!(route("/"), None);
         assert_eq!(route("/nope"), None);

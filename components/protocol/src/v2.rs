@@ -67,7 +67,9 @@ fn split_body<'a>(request: &Request<'a>) -> Result<(&'a [u8], &'a [u8]), ApiErro
         None => Ok((request.body, &[])),
         Some(raw) => {
             let len: usize = raw.trim().parse().map_err(|_| {
-                ApiError::bad_request(format!("Inference-Header-Content-Length {raw:?} is not a byte count"))
+                ApiError::bad_request(format!(
+                    "Inference-Header-Content-Length {raw:?} is not a byte count"
+                ))
             })?;
             if len > request.body.len() {
                 return Err(ApiError::bad_request(format!(
@@ -84,11 +86,17 @@ fn flatten(value: &Value, out: &mut Vec<f32>) -> Result<(), ApiError> {
     match value {
         Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
         Value::Number(n) => {
-            let v = n.as_f64().filter(|v| v.is_finite() && v.abs() <= f64::from(f32::MAX));
-            out.push(v.ok_or_else(|| ApiError::bad_request(format!("{n} is not a finite FP32 value")))? as f32);
+            let v = n
+                .as_f64()
+                .filter(|v| v.is_finite() && v.abs() <= f64::from(f32::MAX));
+            out.push(
+                v.ok_or_else(|| ApiError::bad_request(format!("{n} is not a finite FP32 value")))? as f32,
+            );
             Ok(())
         }
-        other => Err(ApiError::bad_request(format!("tensor data must hold numbers, found {other}"))),
+        other => Err(ApiError::bad_request(format!(
+            "tensor data must hold numbers, found {other}"
+        ))),
     }
 }
 
@@ -97,7 +105,11 @@ fn wants_binary(parameters: &Map<String, Value>, key: &str) -> bool {
 }
 
 /// Checks the one input tensor and returns its values and batch size.
-fn input_values(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Result<(Vec<f32>, usize), ApiError> {
+fn input_values(
+    card: &ModelCard,
+    request: &InferRequest,
+    binary: &[u8],
+) -> Result<(Vec<f32>, usize), ApiError> {
     let [input] = request.inputs.as_slice() else {
         return Err(ApiError::bad_request(format!(
             "expected exactly one input tensor {:?}, got {}",
@@ -120,8 +132,15 @@ fn input_values(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Resu
     }
     let expected = &card.input.shape;
     let shape_ok = input.shape.len() == expected.len()
-        && input.shape.iter().zip(expected).all(|(&got, &want)| want == -1 || got == want)
-        && input.shape.first().is_some_and(|&n| (1..=MAX_BATCH as i64).contains(&n));
+        && input
+            .shape
+            .iter()
+            .zip(expected)
+            .all(|(&got, &want)| want == -1 || got == want)
+        && input
+            .shape
+            .first()
+            .is_some_and(|&n| (1..=MAX_BATCH as i64).contains(&n));
     if !shape_ok {
         return Err(ApiError::bad_request(format!(
             "input shape {:?} does not match {expected:?} (batch 1 to {MAX_BATCH})",
@@ -139,7 +158,8 @@ fn input_values(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Resu
         (None, Some(size)) => {
             let size = size
                 .as_u64()
-                .ok_or_else(|| ApiError::bad_request("binary_data_size must be a byte count"))? as usize;
+                .ok_or_else(|| ApiError::bad_request("binary_data_size must be a byte count"))?
+                as usize;
             if size != count * 4 || binary.len() != size {
                 return Err(ApiError::bad_request(format!(
                     "binary input must be {} bytes ({count} FP32 values); binary_data_size is {size}, body carries {}",
@@ -152,7 +172,9 @@ fn input_values(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Resu
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(ApiError::bad_request(format!("binary input value {i} is not finite")));
+                return Err(ApiError::bad_request(format!(
+                    "binary input value {i} is not finite"
+                )));
             }
             values
         }
@@ -173,8 +195,13 @@ fn input_values(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Resu
 }
 
 pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Result<Response, ApiError> {
-    if request.media_type().is_some_and(|m| m != "application/json" && m != "application/octet-stream") {
-        return Err(ApiError::unsupported_media_type(request.content_type.unwrap_or_default()));
+    if request
+        .media_type()
+        .is_some_and(|m| m != "application/json" && m != "application/octet-stream")
+    {
+        return Err(ApiError::unsupported_media_type(
+            request.content_type.unwrap_or_default(),
+        ));
     }
     let started = Instant::now();
     let (header, binary) = split_body(request)?;
@@ -193,7 +220,10 @@ pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Resu
 
     let classes = probs.len() / batch;
     let binary_out = wants_binary(&infer.parameters, "binary_data_output")
-        || infer.outputs.iter().any(|o| wants_binary(&o.parameters, "binary_data"));
+        || infer
+            .outputs
+            .iter()
+            .any(|o| wants_binary(&o.parameters, "binary_data"));
     let mut output = json!({
         "name": card.output.name,
         "datatype": datatype(&card.output.dtype),

@@ -15,8 +15,8 @@ use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
 
 use super::engine::{EngineOptions, default_cache_dir, engine, load_component};
 use super::instance::{ComponentHandler, EpochTicker, ReusePolicy, Sandbox, linker};
-use super::nn::{NnModels, NnOptions};
 use super::manifest::{ComponentDef, Manifest, Route};
+use super::nn::{NnModels, NnOptions};
 
 #[derive(Clone, Debug)]
 pub struct AppOptions {
@@ -59,7 +59,9 @@ pub struct App {
 pub type Response = http::Response<WasiBody>;
 
 fn body(bytes: impl Into<Bytes>) -> WasiBody {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 fn error_response(error: &ApiError) -> Response {
@@ -84,7 +86,10 @@ pub fn build(manifest: &Manifest) -> Result<()> {
             .status()
             .with_context(|| format!("running the build command of {name}"))?;
         if !status.success() {
-            bail!("build command of component {name} failed ({status}): {}", build.command);
+            bail!(
+                "build command of component {name} failed ({status}): {}",
+                build.command
+            );
         }
     }
     Ok(())
@@ -93,8 +98,11 @@ pub fn build(manifest: &Manifest) -> Result<()> {
 /// What a component's instances get: the manifest's environment (with the options' overrides),
 /// its file mounts, its outbound allow-list, the options' limits, and its wasi-nn graphs.
 pub fn sandbox(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) -> Result<Sandbox> {
-    let mut environment: Vec<(String, String)> =
-        def.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut environment: Vec<(String, String)> = def
+        .environment
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (key, value) in &options.environment {
         environment.retain(|(k, _)| k != key);
         environment.push((key.clone(), value.clone()));
@@ -113,7 +121,9 @@ pub fn sandbox(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) ->
                 .iter()
                 .find(|(_, guest)| guest == "/models")
                 .map(|(host, _)| host.clone())
-                .ok_or_else(|| anyhow::anyhow!("wasi-nn serves the models mounted at /models, and none is"))?;
+                .ok_or_else(|| {
+                    anyhow::anyhow!("wasi-nn serves the models mounted at /models, and none is")
+                })?;
             Some(Arc::new(NnModels::load(&models, &nn_options)?))
         }
         None => None,
@@ -138,10 +148,15 @@ impl App {
         let mut routes = Vec::new();
         for trigger in &manifest.trigger.http {
             let def = &manifest.component[&trigger.component];
-            let component = load_component(&engine, &manifest.resolve(&def.source), options.cache_dir.as_deref())?;
+            let component = load_component(
+                &engine,
+                &manifest.resolve(&def.source),
+                options.cache_dir.as_deref(),
+            )?;
             let sandbox = sandbox(manifest, def, options)?;
             let linker = linker(&engine, sandbox.nn.is_some())?;
-            let handler = ComponentHandler::new(&trigger.component, &linker, &component, sandbox, options.reuse)?;
+            let handler =
+                ComponentHandler::new(&trigger.component, &linker, &component, sandbox, options.reuse)?;
             tracing::info!(
                 route = %trigger.route,
                 component = %trigger.component,
@@ -163,7 +178,10 @@ impl App {
 
     /// Instances started so far, across components.
     pub fn instances_started(&self) -> u64 {
-        self.routes.iter().map(|(_, h)| h.state().instances_started()).sum()
+        self.routes
+            .iter()
+            .map(|(_, h)| h.state().instances_started())
+            .sum()
     }
 
     /// Serves one request: route, enforce the body limit, run the component, log it.
@@ -211,7 +229,9 @@ impl App {
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return error_response(&ApiError::payload_too_large(self.max_body));
             }
-            Err(e) => return error_response(&ApiError::bad_request(format!("cannot read request body: {e}"))),
+            Err(e) => {
+                return error_response(&ApiError::bad_request(format!("cannot read request body: {e}")));
+            }
         };
         let request = http::Request::from_parts(parts, body(bytes));
         match handler.handle(id, request).await {

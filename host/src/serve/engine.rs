@@ -57,7 +57,11 @@ fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let digest = Sha256::digest(wasm);
     let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-wasmtime{}-{:016x}.cwasm", env!("WASMTIME_VERSION"), hasher.finish())
+    format!(
+        "{hex}-wasmtime{}-{:016x}.cwasm",
+        env!("WASMTIME_VERSION"),
+        hasher.finish()
+    )
 }
 
 /// Compiles `wasm_path`, or maps the cached compilation of the same bytes.
@@ -70,7 +74,8 @@ pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: Option<&Path
     })?;
     let started = Instant::now();
     let Some(cache_dir) = cache_dir else {
-        return Component::new(engine, &wasm).map_err(|e| anyhow!("compiling {}: {e:#}", wasm_path.display()));
+        return Component::new(engine, &wasm)
+            .map_err(|e| anyhow!("compiling {}: {e:#}", wasm_path.display()));
     };
     let cached = cache_dir.join(cache_key(engine, &wasm));
     if cached.exists() {

@@ -66,9 +66,9 @@ impl OutboundPolicy {
         let scheme = uri.scheme_str().unwrap_or("https");
         self.allowed.iter().any(|pattern| {
             pattern == "*://*:*"
-                || pattern
-                    .split_once("://")
-                    .is_some_and(|(s, h)| (s == "*" || s == scheme) && (h == "*" || h == host || h.split(':').next() == Some(host)))
+                || pattern.split_once("://").is_some_and(|(s, h)| {
+                    (s == "*" || s == scheme) && (h == "*" || h == host || h.split(':').next() == Some(host))
+                })
         })
     }
 }
@@ -156,7 +156,10 @@ pub fn linker(engine: &Engine, nn: bool) -> Result<Linker<Host>> {
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(err)?;
     if nn {
         wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |host: &mut Host| {
-            let ctx = host.nn.as_mut().expect("stores of nn apps carry a wasi-nn context");
+            let ctx = host
+                .nn
+                .as_mut()
+                .expect("stores of nn apps carry a wasi-nn context");
             WasiNnView::new(&mut host.table, ctx)
         })
         .map_err(err)?;
@@ -217,7 +220,9 @@ pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
             .map_err(|e| anyhow!("mounting {} at {guest}: {e:#}", host.display()))?;
     }
     let network = !sandbox.allowed_outbound_hosts.is_empty();
-    wasi.allow_tcp(network).allow_udp(network).allow_ip_name_lookup(network);
+    wasi.allow_tcp(network)
+        .allow_udp(network)
+        .allow_ip_name_lookup(network);
     let host = Host {
         table: ResourceTable::new(),
         wasi: wasi.build(),

@@ -84,7 +84,10 @@ impl ComponentDef {
 pub enum FileMount {
     /// A directory (or file) copied to the same path under `/`.
     Path(PathBuf),
-    Mapped { source: PathBuf, destination: String },
+    Mapped {
+        source: PathBuf,
+        destination: String,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,10 +173,7 @@ impl FileMount {
     pub fn paths(&self) -> (PathBuf, String) {
         match self {
             FileMount::Path(path) => (path.clone(), format!("/{}", path.display())),
-            FileMount::Mapped {
-                source,
-                destination,
-            } => (source.clone(), destination.clone()),
+            FileMount::Mapped { source, destination } => (source.clone(), destination.clone()),
         }
     }
 }
@@ -205,7 +205,14 @@ mod tests {
         let component = &manifest.component["classifier"];
         assert!(component.allowed_outbound_hosts.is_empty());
         assert_eq!(component.files[0].paths().1, "/models");
-        assert!(component.build.as_ref().unwrap().command.contains("wasm32-wasip2"));
+        assert!(
+            component
+                .build
+                .as_ref()
+                .unwrap()
+                .command
+                .contains("wasm32-wasip2")
+        );
         assert_eq!(component.environment["SPINFER_DEFAULT_MODEL"], "mnist-cnn");
     }
 }

@@ -146,7 +146,8 @@ where
 
     fn run_input(&mut self, input: &Tensor) -> Result<Tensor, BackendError> {
         let (values, batch) = input_values(input, self.item_len)?;
-        let probs = (self.run)(&values, batch).map_err(|e| BackendError::BackendAccess(wasmtime::Error::msg(e)))?;
+        let probs =
+            (self.run)(&values, batch).map_err(|e| BackendError::BackendAccess(wasmtime::Error::msg(e)))?;
         Ok(output_tensor(&probs, batch))
     }
 }
@@ -166,7 +167,10 @@ where
             .ok_or_else(|| BackendError::BackendAccess(wasmtime::Error::msg("compute has not run")))
     }
 
-    fn compute(&mut self, inputs: Option<Vec<NamedTensor>>) -> Result<Option<Vec<NamedTensor>>, BackendError> {
+    fn compute(
+        &mut self,
+        inputs: Option<Vec<NamedTensor>>,
+    ) -> Result<Option<Vec<NamedTensor>>, BackendError> {
         match inputs {
             Some(inputs) => {
                 let [input] = inputs.as_slice() else {
@@ -225,13 +229,19 @@ mod tests {
         let mut ctx = context();
         let ints = Tensor::new(vec![1, 1, 28, 28], TensorType::I64, vec![0; 784 * 8]);
         let err = ctx
-            .compute_with_io(vec![NamedTensor { name: "input".into(), tensor: ints }])
+            .compute_with_io(vec![NamedTensor {
+                name: "input".into(),
+                tensor: ints,
+            }])
             .err()
             .unwrap();
         assert!(format!("{err}").contains("I64"), "{err}");
         let short = Tensor::new(vec![1, 1, 28, 27], TensorType::Fp32, vec![0; 28 * 27 * 4]);
         let err = ctx
-            .compute_with_io(vec![NamedTensor { name: "input".into(), tensor: short }])
+            .compute_with_io(vec![NamedTensor {
+                name: "input".into(),
+                tensor: short,
+            }])
             .err()
             .unwrap();
         assert!(format!("{err:?}").contains("does not fit"), "{err:?}");
@@ -242,7 +252,10 @@ mod tests {
         let mut ctx = context();
         let input = Tensor::new(vec![2, 1, 28, 28], TensorType::Fp32, vec![0; 2 * 784 * 4]);
         let out = ctx
-            .compute_with_io(vec![NamedTensor { name: "input".into(), tensor: input }])
+            .compute_with_io(vec![NamedTensor {
+                name: "input".into(),
+                tensor: input,
+            }])
             .unwrap();
         assert_eq!(out[0].tensor.dimensions, vec![2, 10]);
     }

@@ -75,9 +75,14 @@ mod with_ort {
                 .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
                 .map_or_else(|| self.sessions[start % n].lock(), Ok)
                 .map_err(|_| "an ONNX Runtime session panicked".to_string())?;
-            let input = ort::value::Tensor::from_array(([batch, 1, 28, 28], values.to_vec())).map_err(|e| e.to_string())?;
-            let outputs = session.run(ort::inputs!["input" => input]).map_err(|e| e.to_string())?;
-            let (_, probs) = outputs["probs"].try_extract_tensor::<f32>().map_err(|e| e.to_string())?;
+            let input = ort::value::Tensor::from_array(([batch, 1, 28, 28], values.to_vec()))
+                .map_err(|e| e.to_string())?;
+            let outputs = session
+                .run(ort::inputs!["input" => input])
+                .map_err(|e| e.to_string())?;
+            let (_, probs) = outputs["probs"]
+                .try_extract_tensor::<f32>()
+                .map_err(|e| e.to_string())?;
             Ok(probs.to_vec())
         }
     }
@@ -87,7 +92,10 @@ mod with_ort {
     impl BackendGraph for OrtGraph {
         fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
             let pool = self.0.clone();
-            Ok(Context::boxed(move |values: &[f32], batch| pool.run(values, batch), ITEM_LEN))
+            Ok(Context::boxed(
+                move |values: &[f32], batch| pool.run(values, batch),
+                ITEM_LEN,
+            ))
         }
     }
 

@@ -14,7 +14,11 @@ use tokio::net::TcpListener;
 use super::app::App;
 
 /// Serves until `shutdown` resolves, then gives in-flight requests a grace period.
-pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<()> {
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -45,7 +49,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl std::fut
             }
         });
     }
-    tracing::info!("shutting down: waiting up to 5 s for {} open connections", connections.len());
+    tracing::info!(
+        "shutting down: waiting up to 5 s for {} open connections",
+        connections.len()
+    );
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while connections.join_next().await.is_some() {}
     })

@@ -27,7 +27,9 @@ pub fn snapshot(component: &Path, sandbox: &Sandbox, out: &Path) -> Result<()> {
         request_timeout: Duration::from_secs(600),
         ..sandbox.clone()
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let snapshot = runtime.block_on(async {
         let mut store = new_store(&engine, &sandbox)?;
         let ticker = super::instance::EpochTicker::start(engine.clone());
