@@ -17,7 +17,20 @@ pub struct Request<'a> {
     pub body: &'a [u8],
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
+    /// The request an HTTP server received, with its body already read.
+    pub fn from_parts(parts: &'a ::http::request::Parts, body: &'a [u8]) -> Request<'a> {
+        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        Request {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or(""),
+            content_type: header("content-type"),
+            inference_header_length: header(crate::v2::BINARY_HEADER),
+            body,
+        }
+    }
+
     /// The value of a query parameter, percent-decoding not needed for our names and numbers.
     pub fn query_param(&self, key: &str) -> Option<&str> {
         self.query
@@ -62,6 +75,17 @@ impl Response {
             headers,
             body: error.body(),
         }
+    }
+
+    /// As an `http` response, for whichever server sends it.
+    pub fn into_http(self) -> ::http::Response<Vec<u8>> {
+        let mut builder = ::http::Response::builder().status(self.status);
+        for (name, value) in &self.headers {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(self.body)
+            .expect("statuses and headers made by this crate are valid")
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

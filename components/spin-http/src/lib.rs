@@ -4,11 +4,7 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use spin_sdk::http::Request;
-use spinfer_protocol::{ApiError, MAX_BODY_BYTES, v2};
-
-fn header<'a>(request: &'a http::request::Parts, name: &str) -> Option<&'a str> {
-    request.headers.get(name).and_then(|v| v.to_str().ok())
-}
+use spinfer_protocol::{ApiError, MAX_BODY_BYTES};
 
 async fn respond(
     request: Request,
@@ -27,14 +23,7 @@ async fn respond(
             )));
         }
     };
-    handle(&spinfer_protocol::Request {
-        method: parts.method.as_str(),
-        path: parts.uri.path(),
-        query: parts.uri.query().unwrap_or(""),
-        content_type: header(&parts, "content-type"),
-        inference_header_length: header(&parts, v2::BINARY_HEADER),
-        body: &body,
-    })
+    handle(&spinfer_protocol::Request::from_parts(&parts, &body))
 }
 
 /// Reads the request (with the body limit), lets `handle` answer it, and encodes the answer.
@@ -42,12 +31,8 @@ pub async fn serve(
     request: Request,
     handle: impl FnOnce(&spinfer_protocol::Request) -> spinfer_protocol::Response,
 ) -> http::Response<Full<Bytes>> {
-    let response = respond(request, handle).await;
-    let mut builder = http::Response::builder().status(response.status);
-    for (name, value) in &response.headers {
-        builder = builder.header(name, value);
-    }
-    builder
-        .body(Full::new(Bytes::from(response.body)))
-        .expect("status and headers come from the protocol crate and are valid")
+    respond(request, handle)
+        .await
+        .into_http()
+        .map(|body| Full::new(Bytes::from(body)))
 }

@@ -65,12 +65,7 @@ fn body(bytes: impl Into<Bytes>) -> WasiBody {
 }
 
 fn error_response(error: &ApiError) -> Response {
-    let response = spinfer_protocol::Response::error(error);
-    let mut builder = http::Response::builder().status(response.status);
-    for (name, value) in &response.headers {
-        builder = builder.header(name, value);
-    }
-    builder.body(body(response.body)).expect("valid error response")
+    spinfer_protocol::Response::error(error).into_http().map(body)
 }
 
 /// Runs a manifest's build command for each component that has one.
