@@ -172,6 +172,9 @@ struct EvalArgs {
     /// Also write the probabilities, float32 little-endian [N,10], to this file.
     #[arg(long)]
     dump_probs: Option<PathBuf>,
+    /// Also draw the confusion matrix to this PNG.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -249,6 +252,10 @@ fn eval(args: EvalArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     print!("{}", report.render());
+    if let Some(path) = &args.plot {
+        let name = args.model.file_stem().map_or("model".into(), |s| s.to_string_lossy());
+        spinfer::plots::confusion_matrix(path, &name, &report)?;
+    }
     if let Some(path) = args.dump_probs {
         let bytes: Vec<u8> = probs.iter().flat_map(|p| p.to_le_bytes()).collect();
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;

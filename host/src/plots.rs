@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
 
 use crate::metrics::Report;
@@ -111,7 +112,8 @@ pub fn confusion_matrix(path: &Path, title: &str, report: &Report) -> Result<()>
         .margin(10)
         .x_label_area_size(40)
         .y_label_area_size(40)
-        .build_cartesian_2d(0i32..10i32, 0i32..10i32)?;
+        .build_cartesian_2d(-0.5f64..9.5f64, -0.5f64..9.5f64)?;
+    // Cells are centred on whole numbers; row t (true label) is drawn at y = 9 - t.
     chart
         .configure_mesh()
         .disable_mesh()
@@ -119,8 +121,8 @@ pub fn confusion_matrix(path: &Path, title: &str, report: &Report) -> Result<()>
         .y_labels(10)
         .x_desc("predicted")
         .y_desc("true label")
-        .x_label_formatter(&|x| format!("{x}"))
-        .y_label_formatter(&|y| format!("{}", 9 - y))
+        .x_label_formatter(&|x| format!("{}", x.round() as i64))
+        .y_label_formatter(&|y| format!("{}", 9 - y.round() as i64))
         .draw()?;
     let max_off = (0..10)
         .flat_map(|t| (0..10).filter(move |&p| p != t).map(move |p| (t, p)))
@@ -137,17 +139,17 @@ pub fn confusion_matrix(path: &Path, title: &str, report: &Report) -> Result<()>
                 let k = 1.0 - (count as f64 / max_off as f64).sqrt();
                 RGBColor(255, (255.0 * k) as u8, (255.0 * k) as u8)
             };
-            let (x, y) = (p as i32, 9 - t as i32);
+            let (x, y) = (p as f64, 9.0 - t as f64);
             chart.draw_series(std::iter::once(Rectangle::new(
-                [(x, y), (x + 1, y + 1)],
+                [(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)],
                 color.filled(),
             )))?;
             let text_color = if t == p { &WHITE } else { &BLACK };
-            chart.draw_series(std::iter::once(Text::new(
-                count.to_string(),
-                (x, y + 1),
-                ("sans-serif", 13).into_font().color(text_color),
-            )))?;
+            let centred = ("sans-serif", 13)
+                .into_font()
+                .color(text_color)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            chart.draw_series(std::iter::once(Text::new(count.to_string(), (x, y), centred)))?;
         }
     }
     root.present()

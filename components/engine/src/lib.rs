@@ -77,7 +77,7 @@ impl Classifier {
     /// Probabilities, `classes` per item, for `input` holding whole items back to back.
     pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, EngineError> {
         let per_item = self.item_len();
-        if input.is_empty() || input.len() % per_item != 0 {
+        if input.is_empty() || !input.len().is_multiple_of(per_item) {
             return Err(EngineError::Shape {
                 got: input.len(),
                 per_item,
