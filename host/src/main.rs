@@ -253,7 +253,10 @@ fn eval(args: EvalArgs) -> Result<()> {
     );
     print!("{}", report.render());
     if let Some(path) = &args.plot {
-        let name = args.model.file_stem().map_or("model".into(), |s| s.to_string_lossy());
+        let name = args
+            .model
+            .file_stem()
+            .map_or("model".into(), |s| s.to_string_lossy());
         spinfer::plots::confusion_matrix(path, &name, &report)?;
     }
     if let Some(path) = args.dump_probs {

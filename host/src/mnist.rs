@@ -307,7 +307,7 @@ mod tests {
         let pixels = mnist.test.normalized([0]);
         assert_eq!(pixels.len(), PIXELS);
         assert!(pixels.iter().all(|p| (0.0..=1.0).contains(p)));
-        assert!(pixels.iter().any(|&p| p == 1.0));
+        assert!(pixels.contains(&1.0));
     }
 
     #[test]

@@ -38,6 +38,9 @@ impl Arch {
     }
 }
 
+// A process holds one or two networks, so the size difference costs nothing worth boxing for
+// (and burn's Module derive works on the plain variants).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Net {
     Seed(SeedNet),
