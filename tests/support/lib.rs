@@ -44,7 +44,11 @@ pub fn test_set() -> &'static Split {
 
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Runtime::new().expect("tokio runtime"))
+    RT.get_or_init(|| {
+        // The host's logs (access lines, component errors) in the test output.
+        let _ = tracing_subscriber::fmt().with_test_writer().try_init();
+        tokio::runtime::Runtime::new().expect("tokio runtime")
+    })
 }
 
 /// The app of the repo's spin.toml, loaded once per test binary, compiled-component cache in target/.

@@ -98,8 +98,11 @@ pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: Option<&Path
     );
     let bytes = component.serialize().map_err(|e| anyhow!("{e:#}"))?;
     std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
-    // Write then rename, so a concurrent reader never maps a half-written file.
-    let tmp = cached.with_extension(format!("tmp{}", std::process::id()));
+    // Write then rename, so a concurrent reader never maps a half-written file; the temporary
+    // name is unique per call, as two threads may compile the same component at once.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = cached.with_extension(format!("tmp{}-{n}", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &cached)?;
     // Serve from the mapped file so every run behaves the same.

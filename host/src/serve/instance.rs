@@ -22,7 +22,7 @@ use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
 use super::nn::NnModels;
 
-/// Epoch ticks happen this often; request deadlines are counted in ticks.
+/// Epoch ticks happen this often; guest code yields to the executor at each one.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The per-store host state.
@@ -238,13 +238,12 @@ pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
     };
     let mut store = Store::new(engine, host);
     store.limiter(|host| &mut host.limits);
-    store.epoch_deadline_trap();
-    store.set_epoch_deadline(deadline_ticks(sandbox.request_timeout));
+    // Guest code yields to the executor every tick, so a CPU-bound request cannot starve the
+    // tasks that stream other requests' bodies on the same worker thread; the deadline itself
+    // is enforced by `Worker::on_request_start` and `Expiration`, which can then run.
+    store.epoch_deadline_async_yield_and_update(1);
+    store.set_epoch_deadline(1);
     Ok(store)
-}
-
-fn deadline_ticks(timeout: Duration) -> u64 {
-    (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64 + 1
 }
 
 impl HandlerState for ComponentHandler {
@@ -294,12 +293,11 @@ impl WorkerState for Worker {
 
     fn on_request_start(
         &self,
-        mut store: StoreContextMut<'_, Host>,
+        _store: StoreContextMut<'_, Host>,
         _request: u64,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
         // Each request gets the whole deadline, also in a reused instance.
-        store.set_epoch_deadline(deadline_ticks(self.request_timeout));
         Box::pin(tokio::time::sleep(self.request_timeout))
     }
 
