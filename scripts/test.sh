@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
-# Runs every test: builds the host, the wasm component (plain, pre-initialised, and a scalar
-# build for the SIMD check), then the Rust and Python suites.
+# Runs every test: builds the host, the wasm components (the classifier with its Wizer
+# snapshot, a scalar build of it for the SIMD check, and the wasi-nn variant), then the Rust
+# and Python suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --release -p spinfer
-# spin.toml's build command: the component and its Wizer snapshot; then the wasi-nn variant.
-target/release/spinfer build
-target/release/spinfer build -f spin-nn.toml
+# Native crates, built once with the features the tests use (the components are wasm-only).
+native=(--workspace --exclude spinfer-classifier --exclude spinfer-classifier-nn
+        --exclude spinfer-spin-http --features spinfer/ort)
+cargo build --release "${native[@]}"
+
+# The components, as spin.toml and spin-nn.toml build them, and the snapshot.
+cargo build -p spinfer-classifier -p spinfer-classifier-nn --target wasm32-wasip2 --profile wasm
+target/release/spinfer snapshot --wasm target/wasm32-wasip2/wasm/spinfer_classifier.wasm \
+    --out target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm
 CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="" \
     cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm --target-dir target/scalar
 
@@ -17,9 +23,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # ONNX Runtime for the wasi-nn `ort` backend, from the onnxruntime wheel in the venv.
 if [ -z "${ORT_DYLIB_PATH:-}" ]; then
-    ORT_DYLIB_PATH=$(ls .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
+    ORT_DYLIB_PATH=$(realpath .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
     export ORT_DYLIB_PATH
 fi
 
-cargo test --release --workspace --features spinfer/ort
+cargo test --release "${native[@]}"
 .venv/bin/python -m pytest -q tests/python

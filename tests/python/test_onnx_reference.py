@@ -26,7 +26,7 @@ def spinfer_bin() -> Path:
     return path
 
 
-def test_images(count: int) -> tuple[np.ndarray, np.ndarray]:
+def load_test_images(count: int) -> tuple[np.ndarray, np.ndarray]:
     with gzip.open(ROOT / "data/mnist/t10k-images-idx3-ubyte.gz") as f:
         raw = f.read()
     assert int.from_bytes(raw[:4], "big") == 0x803
@@ -62,7 +62,7 @@ def test_onnx_runtime_agrees_with_tract(name: str, tmp_path: Path) -> None:
     )
     tract = np.fromfile(dump, dtype="<f4").reshape(COUNT, 10)
 
-    images, labels = test_images(COUNT)
+    images, labels = load_test_images(COUNT)
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     reference = np.concatenate(
         [session.run(["probs"], {"input": images[i:i + 500]})[0] for i in range(0, COUNT, 500)]
