@@ -14,7 +14,8 @@ cargo build --release "${native[@]}"
 cargo build -p spinfer-classifier -p spinfer-classifier-nn --target wasm32-wasip2 --profile wasm
 target/release/spinfer snapshot --wasm target/wasm32-wasip2/wasm/spinfer_classifier.wasm \
     --out target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm
-CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS="" \
+# RUSTFLAGS outranks .cargo/config.toml's target rustflags, so this build has no simd128.
+RUSTFLAGS="-C target-feature=-simd128" \
     cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm --target-dir target/scalar
 
 if [ ! -x .venv/bin/python ]; then

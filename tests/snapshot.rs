@@ -117,7 +117,7 @@ fn simd_build_agrees_with_scalar_build() {
     let scalar = root().join("target/scalar/wasm32-wasip2/wasm/spinfer_classifier.wasm");
     assert!(
         scalar.exists(),
-        "{} is missing: build it with CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS= cargo build -p spinfer-classifier \
+        "{} is missing: build it with RUSTFLAGS=\"-C target-feature=-simd128\" cargo build -p spinfer-classifier \
          --target wasm32-wasip2 --profile wasm --target-dir target/scalar",
         scalar.display()
     );
