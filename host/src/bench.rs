@@ -459,19 +459,27 @@ pub fn run(config: &BenchConfig) -> Result<String> {
         }
 
         if let Some(nn_manifest) = &config.nn_manifest {
+            use crate::serve::nn::{NnBackend, NnOptions, NnTarget};
             let nn_manifest = Manifest::load(nn_manifest)?;
-            let app = Arc::new(App::load(
-                &nn_manifest,
-                &AppOptions {
-                    cache_dir: Some(default_cache_dir()),
-                    nn: Some(crate::serve::nn::NnOptions {
-                        backend: crate::serve::nn::NnBackend::Tract,
-                        target: crate::serve::nn::NnTarget::Cpu,
-                    }),
-                    ..AppOptions::default()
-                },
-            )?);
-            apps.push(("(e) wasi-nn component, host tract, fresh instance", app));
+            let nn_app = |backend| {
+                App::load(
+                    &nn_manifest,
+                    &AppOptions {
+                        cache_dir: Some(default_cache_dir()),
+                        nn: Some(NnOptions {
+                            backend,
+                            target: NnTarget::Cpu,
+                        }),
+                        ..AppOptions::default()
+                    },
+                )
+                .map(Arc::new)
+            };
+            apps.push(("(e) wasi-nn component, host tract, fresh instance", nn_app(NnBackend::Tract)?));
+            match nn_app(NnBackend::Ort) {
+                Ok(app) => apps.push(("(e) wasi-nn component, host ONNX Runtime CPU, fresh instance", app)),
+                Err(e) => notes.push(format!("wasi-nn ONNX Runtime row skipped: {e:#}")),
+            }
         }
         for (name, app) in apps {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
