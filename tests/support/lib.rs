@@ -47,7 +47,13 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     RT.get_or_init(|| {
         // The host's logs (access lines, component errors) in the test output.
         let _ = tracing_subscriber::fmt().with_test_writer().try_init();
-        tokio::runtime::Runtime::new().expect("tokio runtime")
+        // More workers than cores: tests drive several apps at once from their own threads, and
+        // a worker busy in a guest must not leave another request's body task unpolled.
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(6)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
     })
 }
 
@@ -59,6 +65,8 @@ pub fn app() -> Arc<App> {
         let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml");
         let options = AppOptions {
             cache_dir: Some(root().join("target/spinfer-cache")),
+            // A loaded 2-core CI machine, not a guest, sets the pace here.
+            request_timeout: std::time::Duration::from_secs(120),
             ..AppOptions::default()
         };
         let _guard = runtime().enter();
