@@ -32,11 +32,8 @@ fn nn_app_with(
             }];
     }
     let options = AppOptions {
-        cache_dir: Some(root().join("target/spinfer-cache")),
         nn: Some(NnOptions { backend, target }),
-        // A loaded 2-core CI machine, not a guest, sets the pace here.
-        request_timeout: std::time::Duration::from_secs(120),
-        ..AppOptions::default()
+        ..options()
     };
     let _guard = runtime().enter();
     Ok(Arc::new(App::load(&manifest, &options)?))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use spinfer::serve::manifest::FileMount;
-use spinfer::serve::{App, AppOptions, Manifest};
+use spinfer::serve::{App, Manifest};
 use spinfer_engine::{Classifier, argmax};
 use spinfer_tests::*;
 
@@ -24,12 +24,8 @@ fn manifest_with(source: &Path, models: Option<&Path>) -> Manifest {
 }
 
 fn load(manifest: &Manifest) -> Arc<App> {
-    let options = AppOptions {
-        cache_dir: Some(root().join("target/spinfer-cache")),
-        ..AppOptions::default()
-    };
     let _guard = runtime().enter();
-    Arc::new(App::load(manifest, &options).expect("app loads"))
+    Arc::new(App::load(manifest, &options()).expect("app loads"))
 }
 
 fn probabilities(app: &App, index: usize) -> Vec<f64> {
@@ -132,4 +128,45 @@ fn simd_build_agrees_with_scalar_build() {
             assert!((x - y).abs() < 1e-4, "image {index}");
         }
     }
+}
+
+#[test]
+fn a_fresh_instance_makes_its_default_model_ready() {
+    for source in [snapshot_path(), component_path()] {
+        let app = load(&manifest_with(&source, None));
+        let handler = app
+            .component_for("/predict")
+            .expect("a component serves /predict");
+        let timing = runtime().block_on(handler.time_ready()).expect("ready");
+        assert_eq!(timing.model, "mnist-cnn", "{}", source.display());
+    }
+    // Another default model than at snapshot time: the snapshot's models still serve, with the
+    // app's default.
+    let options = spinfer::serve::AppOptions {
+        environment: vec![("SPINFER_DEFAULT_MODEL".into(), "mnist-seed".into())],
+        ..options()
+    };
+    let app = {
+        let _guard = runtime().enter();
+        App::load(&manifest_with(&snapshot_path(), None), &options).expect("app loads")
+    };
+    let handler = app.component_for("/predict").unwrap();
+    assert_eq!(
+        runtime().block_on(handler.time_ready()).unwrap().model,
+        "mnist-seed"
+    );
+    let seed = Classifier::from_path(&root().join("models/mnist-seed.onnx")).unwrap();
+    let expected = seed.run(&test_set().normalized([3])).unwrap();
+    for (a, b) in probabilities(&app, 3).iter().zip(&expected) {
+        assert!((*a as f32 - b).abs() < 1e-5, "served {a}, mnist-seed says {b}");
+    }
+
+    // Mounted models the snapshot cannot stand in for: the check says so instead of serving.
+    let empty = std::env::temp_dir().join(format!("spinfer-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let app = load(&manifest_with(&snapshot_path(), Some(&empty)));
+    let handler = app.component_for("/predict").unwrap();
+    let error = runtime().block_on(handler.time_ready()).unwrap_err();
+    assert!(error.to_string().contains("is not ready"), "{error:#}");
+    std::fs::remove_dir_all(&empty).ok();
 }

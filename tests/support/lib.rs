@@ -13,6 +13,16 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// What every test app runs with: the repo's compiled-component cache, and a deadline sized
+/// for a loaded 2-core CI machine (which, not a guest, sets the pace here).
+pub fn options() -> AppOptions {
+    AppOptions {
+        cache_dir: Some(root().join("target/spinfer-cache")),
+        request_timeout: std::time::Duration::from_secs(120),
+        ..AppOptions::default()
+    }
+}
+
 /// The `spinfer` binary that `cargo test --workspace` builds beside this test's own executable.
 pub fn spinfer_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -63,14 +73,8 @@ pub fn app() -> Arc<App> {
     APP.get_or_init(|| {
         component_path();
         let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml");
-        let options = AppOptions {
-            cache_dir: Some(root().join("target/spinfer-cache")),
-            // A loaded 2-core CI machine, not a guest, sets the pace here.
-            request_timeout: std::time::Duration::from_secs(120),
-            ..AppOptions::default()
-        };
         let _guard = runtime().enter();
-        Arc::new(App::load(&manifest, &options).expect("app loads"))
+        Arc::new(App::load(&manifest, &options()).expect("app loads"))
     })
     .clone()
 }

@@ -20,9 +20,7 @@ thread_local! {
 }
 
 fn open() -> Result<nn::NnBackend, String> {
-    let dir = std::env::var("SPINFER_MODELS_DIR").unwrap_or_else(|_| DEFAULT_MODELS_DIR.into());
-    let default = std::env::var("SPINFER_DEFAULT_MODEL").ok();
-    Catalog::open(dir.as_ref(), default.as_deref()).map(nn::NnBackend::new)
+    Catalog::from_env(DEFAULT_MODELS_DIR).map(nn::NnBackend::new)
 }
 
 #[http_service]

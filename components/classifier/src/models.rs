@@ -2,13 +2,14 @@
 //!
 //! A Wizer snapshot (see `spinfer snapshot`) runs `init` at build time, so an instance made from
 //! the snapshot starts with the models parsed and optimised. Its first request then checks the
-//! mounted models against the snapshotted ones (card SHA-256, file length, default model) and
-//! reloads from the files when anything changed, so a model swap never serves stale weights.
+//! mounted models against the snapshotted ones (names, card SHA-256s, file lengths) and reloads
+//! from the files when anything changed, so a model swap never serves stale weights. The default
+//! model is the app's (`SPINFER_DEFAULT_MODEL`), whatever it was at snapshot time.
 
 use std::sync::{Arc, Mutex};
 
 use spinfer_engine::ModelStore;
-use spinfer_protocol::ApiError;
+use spinfer_protocol::{ApiError, Catalog};
 
 const DEFAULT_MODELS_DIR: &str = "/models";
 
@@ -24,9 +25,9 @@ static STATE: Mutex<State> = Mutex::new(State {
 });
 
 fn open() -> Result<ModelStore, ApiError> {
-    let dir = std::env::var("SPINFER_MODELS_DIR").unwrap_or_else(|_| DEFAULT_MODELS_DIR.into());
-    let default = std::env::var("SPINFER_DEFAULT_MODEL").ok();
-    ModelStore::open(dir.as_ref(), default.as_deref()).map_err(|e| ApiError::not_ready(e.to_string()))
+    Catalog::from_env(DEFAULT_MODELS_DIR)
+        .map(ModelStore::new)
+        .map_err(ApiError::not_ready)
 }
 
 /// The store for this request: loaded, or checked against the mounted files once per instance.
@@ -35,14 +36,16 @@ pub fn store() -> Result<Arc<ModelStore>, ApiError> {
     if let (Some(store), true) = (&state.store, state.verified) {
         return Ok(store.clone());
     }
-    let mounted = Arc::new(open()?);
-    let store = match state.store.take() {
-        Some(snapshot) if snapshot.catalog().fingerprint() == mounted.catalog().fingerprint() => snapshot,
+    let mounted = open()?;
+    let store = match state.store.take().map(Arc::try_unwrap) {
+        Some(Ok(snapshot)) if snapshot.catalog().fingerprint() == mounted.catalog().fingerprint() => {
+            Arc::new(snapshot.with_default(mounted.catalog().default.clone()))
+        }
         Some(_) => {
             eprintln!("spinfer: mounted models differ from the snapshot; loading them from /models");
-            mounted
+            Arc::new(mounted)
         }
-        None => mounted,
+        None => Arc::new(mounted),
     };
     state.store = Some(store.clone());
     state.verified = true;
@@ -62,4 +65,16 @@ pub fn preload_for_snapshot() {
     state.store = Some(store);
     // Every instance made from the snapshot checks the mounted files on its first request.
     state.verified = false;
+}
+
+/// Makes the default model servable in this instance and returns its name.
+pub fn ready() -> Result<String, ApiError> {
+    let store = store()?;
+    let name = store
+        .catalog()
+        .default
+        .clone()
+        .ok_or_else(|| ApiError::not_ready("no model is mounted"))?;
+    store.classifier(&name)?;
+    Ok(name)
 }

@@ -1,4 +1,4 @@
-//! The `init` export that `spinfer snapshot` (Wizer) calls once at build time.
+//! The `init` export that `spinfer snapshot` (Wizer) calls once at build time, and `ready`.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -27,6 +27,10 @@ impl Guest for Snapshot {
             __wasilibc_reset_preopens();
             __wasilibc_deinitialize_environ();
         }
+    }
+
+    fn ready() -> Result<String, String> {
+        crate::models::ready().map_err(|e| e.message)
     }
 }
 

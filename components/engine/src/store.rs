@@ -17,9 +17,22 @@ pub struct ModelStore {
 impl ModelStore {
     /// Finds the served models in `dir`; `default` names the model `/predict` uses.
     pub fn open(dir: &Path, default: Option<&str>) -> Result<ModelStore, EngineError> {
-        let catalog = Catalog::open(dir, default).map_err(EngineError::Load)?;
+        Catalog::open(dir, default)
+            .map(ModelStore::new)
+            .map_err(EngineError::Load)
+    }
+
+    /// Serves `catalog`'s models; none is loaded yet.
+    pub fn new(catalog: Catalog) -> ModelStore {
         let loaded = catalog.entries.iter().map(|_| OnceLock::new()).collect();
-        Ok(ModelStore { catalog, loaded })
+        ModelStore { catalog, loaded }
+    }
+
+    /// The same loaded models with another default (a snapshot taken with one default serves
+    /// an app that sets another).
+    pub fn with_default(mut self, default: Option<String>) -> ModelStore {
+        self.catalog.default = default;
+        self
     }
 
     pub fn catalog(&self) -> &Catalog {

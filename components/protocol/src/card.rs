@@ -61,6 +61,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The catalog a component serves: `SPINFER_MODELS_DIR` (else `default_dir`), with
+    /// `SPINFER_DEFAULT_MODEL` as the default model when set.
+    pub fn from_env(default_dir: &str) -> Result<Catalog, String> {
+        let dir = std::env::var("SPINFER_MODELS_DIR").unwrap_or_else(|_| default_dir.into());
+        let default = std::env::var("SPINFER_DEFAULT_MODEL").ok();
+        Catalog::open(dir.as_ref(), default.as_deref())
+    }
+
     pub fn open(dir: &std::path::Path, default: Option<&str>) -> Result<Catalog, String> {
         let read_dir =
             std::fs::read_dir(dir).map_err(|e| format!("cannot list models in {}: {e}", dir.display()))?;
@@ -105,13 +113,12 @@ impl Catalog {
         self.entries.iter().map(|e| &e.card).collect()
     }
 
-    /// Each model's name, the SHA-256 its card records, the `.onnx` length, and the default.
-    pub fn fingerprint(&self) -> (Vec<(&str, &str, u64)>, Option<&str>) {
-        let models = self
-            .entries
+    /// Each model's name, the SHA-256 its card records, and the `.onnx` length: what decides
+    /// whether models loaded elsewhere (a snapshot) are the ones in this directory.
+    pub fn fingerprint(&self) -> Vec<(&str, &str, u64)> {
+        self.entries
             .iter()
             .map(|e| (e.card.name.as_str(), e.card.sha256.as_str(), e.onnx_len))
-            .collect();
-        (models, self.default.as_deref())
+            .collect()
     }
 }

@@ -171,6 +171,14 @@ impl App {
         })
     }
 
+    /// The handler of the component the route `path` goes to.
+    pub fn component_for(&self, path: &str) -> Option<&ComponentHandler> {
+        self.routes
+            .iter()
+            .find(|(route, _)| route.matches(path))
+            .map(|(_, handler)| handler.state())
+    }
+
     /// Instances started so far, across components.
     pub fn instances_started(&self) -> u64 {
         self.routes

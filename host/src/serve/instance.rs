@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
-use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
+use wasmtime::component::{Component, GuestTaskId, InstancePre, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
@@ -140,6 +140,8 @@ impl ReusePolicy {
 pub struct ComponentHandler {
     pub name: String,
     pre: ProxyPre<Host>,
+    /// The same pre-instance, untyped: for exports other than the HTTP handler.
+    raw: InstancePre<Host>,
     sandbox: Sandbox,
     reuse: ReusePolicy,
     engine: Engine,
@@ -176,7 +178,8 @@ impl ComponentHandler {
         reuse: ReusePolicy,
     ) -> Result<ComponentHandler> {
         let err = |e: wasmtime::Error| anyhow!("component {name}: {e:#}");
-        let pre = linker.instantiate_pre(component).map_err(err)?;
+        let raw = linker.instantiate_pre(component).map_err(err)?;
+        let pre = raw.clone();
         // A `wasi:http/handler@0.3` export (spin-sdk 7) is preferred; 0.2 `incoming-handler` works too.
         let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
             Ok(p3) => ProxyPre::P3(p3),
@@ -190,6 +193,7 @@ impl ComponentHandler {
         Ok(ComponentHandler {
             name: name.into(),
             pre,
+            raw,
             sandbox,
             reuse,
             engine: component.engine().clone(),
@@ -208,6 +212,44 @@ impl ComponentHandler {
     fn store(&self) -> Result<Store<Host>> {
         new_store(&self.engine, &self.sandbox)
     }
+
+    /// Makes a fresh instance and calls its `ready` export (WIT world `snapshot`), timing the
+    /// two steps: what a request on a fresh instance pays before its own work starts.
+    pub async fn time_ready(&self) -> Result<ReadyTiming> {
+        let started = Instant::now();
+        let mut store = self.store()?;
+        let instance = self
+            .raw
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| anyhow!("{e:#}"))?;
+        let instantiate = started.elapsed();
+        let ready = instance
+            .get_typed_func::<(), (Result<String, String>,)>(&mut store, "ready")
+            .map_err(|e| anyhow!("component {} has no `ready` export: {e:#}", self.name))?;
+        let (answer,) = ready
+            .call_async(&mut store, ())
+            .await
+            .map_err(|e| anyhow!("{e:#}"))?;
+        let total = started.elapsed();
+        let model = answer.map_err(|e| anyhow!("component {} is not ready: {e}", self.name))?;
+        Ok(ReadyTiming {
+            instantiate,
+            ready: total - instantiate,
+            model,
+        })
+    }
+}
+
+/// A fresh instance's way to a servable model.
+#[derive(Clone, Debug)]
+pub struct ReadyTiming {
+    /// A store and an instance, from the pre-instance.
+    pub instantiate: Duration,
+    /// The `ready` export: checks a snapshot against the mounted models, or loads them.
+    pub ready: Duration,
+    /// The default model it made ready.
+    pub model: String,
 }
 
 /// A store with the sandbox's WASI environment, read-only mounts, outbound policy and limits.
@@ -215,6 +257,9 @@ pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdout().inherit_stderr();
     wasi.envs(&sandbox.environment);
+    // The mounts are local read-only directories (model cards, models): a file operation costs
+    // microseconds, less than the round trip through tokio's blocking pool it would otherwise take.
+    wasi.allow_blocking_current_thread(true);
     for (host, guest) in &sandbox.mounts {
         wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
             .map_err(|e| anyhow!("mounting {} at {guest}: {e:#}", host.display()))?;
