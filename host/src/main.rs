@@ -78,9 +78,12 @@ struct BenchArgs {
     /// A scalar (no simd128) build of the component, to measure the SIMD gain.
     #[arg(long)]
     scalar_wasm: Option<PathBuf>,
-    /// The wasi-nn variant's manifest, to add its row (host tract backend).
+    /// The wasi-nn variant's manifest, to add its rows (host tract and ONNX Runtime backends).
     #[arg(long)]
     nn_manifest: Option<PathBuf>,
+    /// The model every server serves (default: the manifest's `SPINFER_DEFAULT_MODEL`).
+    #[arg(long)]
+    model: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -152,7 +155,7 @@ struct TrainArgs {
     /// Where the model, card and plots go.
     #[arg(long, default_value = "models")]
     out: PathBuf,
-    /// Model name; defaults to mnist-seed or mnist-cnn by architecture.
+    /// Model name; defaults to mnist-seed, mnist-cnn or mnist-lean by architecture.
     #[arg(long)]
     name: Option<String>,
     /// Train on only the first N training images.
@@ -216,6 +219,7 @@ fn train(args: TrainArgs) -> Result<()> {
         match args.arch {
             Arch::Seed => "mnist-seed",
             Arch::Improved => "mnist-cnn",
+            Arch::Lean => "mnist-lean",
         }
         .into()
     });
@@ -346,6 +350,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         python: args.python,
         scalar_wasm: args.scalar_wasm,
         nn_manifest: args.nn_manifest,
+        model: args.model,
     })?;
     print!("{report}");
     if let Some(path) = args.markdown {

@@ -15,7 +15,7 @@ import onnxruntime as ort
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-MODELS = ["mnist-seed", "mnist-cnn"]
+MODELS = ["mnist-seed", "mnist-cnn", "mnist-lean"]
 COUNT = 2000
 
 
