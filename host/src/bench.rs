@@ -217,12 +217,20 @@ pub fn table(rows: &[Row]) -> String {
 }
 
 /// Process start → first correct `/predict` answer, for a `spinfer up` child process.
-pub fn cold_start(exe: &Path, manifest: &Path, body: &Bytes, expected_label: u64) -> Result<Duration> {
+pub fn cold_start(
+    exe: &Path,
+    manifest: &Path,
+    model: &str,
+    body: &Bytes,
+    expected_label: u64,
+) -> Result<Duration> {
     use std::io::{BufRead, BufReader};
     let started = Instant::now();
     let mut child = std::process::Command::new(exe)
         .args(["up", "--listen", "127.0.0.1:0", "-f"])
         .arg(manifest)
+        .arg("--env")
+        .arg(format!("SPINFER_DEFAULT_MODEL={model}"))
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -271,8 +279,10 @@ pub struct BenchConfig {
     pub seconds: f64,
     pub python: Option<std::path::PathBuf>,
     pub scalar_wasm: Option<std::path::PathBuf>,
-    /// The wasi-nn variant's manifest, for the (e) row.
+    /// The wasi-nn variant's manifest, for the (e) and (f) rows.
     pub nn_manifest: Option<std::path::PathBuf>,
+    /// The model to serve, instead of the manifest's default.
+    pub model: Option<String>,
 }
 
 /// A child server process that is killed when dropped.
@@ -334,8 +344,9 @@ async fn wasm_inference_ms(app: &crate::serve::App, body: &Bytes, n: usize) -> R
     Ok(median(samples))
 }
 
-/// Median time of a `GET /v2/models/{model}/ready` on a fresh instance: instantiate → model ready.
-async fn instance_ready_ms(app: &crate::serve::App, model: &str, n: usize) -> Result<f64> {
+/// Median time of a `GET /v2/models/{model}/ready` on a fresh instance, through the whole
+/// HTTP path (request, instance, the catalog check, response).
+async fn ready_request_ms(app: &crate::serve::App, model: &str, n: usize) -> Result<f64> {
     let mut samples = Vec::new();
     for _ in 0..n {
         let request =
@@ -346,6 +357,26 @@ async fn instance_ready_ms(app: &crate::serve::App, model: &str, n: usize) -> Re
         ensure!(response.status() == 200, "ready answered {}", response.status());
     }
     Ok(median(samples))
+}
+
+/// Medians, in µs, of a fresh instance's two steps to a servable model: store + instantiate,
+/// then the component's `ready` export (the snapshot check, or the model load).
+async fn instance_ready_us(app: &crate::serve::App, model: &str, n: usize) -> Result<(f64, f64)> {
+    let handler = app
+        .component_for("/predict")
+        .ok_or_else(|| anyhow!("no component serves /predict"))?;
+    let (mut instantiate, mut ready) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let timing = handler.time_ready().await?;
+        ensure!(
+            timing.model == model,
+            "ready made {} ready, not {model}",
+            timing.model
+        );
+        instantiate.push(timing.instantiate.as_secs_f64() * 1e6);
+        ready.push(timing.ready.as_secs_f64() * 1e6);
+    }
+    Ok((median(instantiate), median(ready)))
 }
 
 pub fn run(config: &BenchConfig) -> Result<String> {
@@ -365,11 +396,12 @@ pub fn run(config: &BenchConfig) -> Result<String> {
         .first()
         .map(|m| manifest.resolve(&m.paths().0))
         .ok_or_else(|| anyhow!("the component mounts no models"))?;
-    let model = def
-        .environment
-        .get("SPINFER_DEFAULT_MODEL")
-        .cloned()
+    let model = config
+        .model
+        .clone()
+        .or_else(|| def.environment.get("SPINFER_DEFAULT_MODEL").cloned())
         .unwrap_or_else(|| "mnist-cnn".into());
+    let environment = vec![("SPINFER_DEFAULT_MODEL".to_string(), model.clone())];
     let snapshot_source = manifest.resolve(&def.source);
     let plain_source = snapshot_source
         .to_str()
@@ -378,8 +410,9 @@ pub fn run(config: &BenchConfig) -> Result<String> {
         .filter(|p| p.exists());
 
     // The first start fills the compiled-component cache; the second is the one users see.
-    cold_start(&std::env::current_exe()?, &config.manifest, &body, expected)?;
-    let cold = cold_start(&std::env::current_exe()?, &config.manifest, &body, expected)?;
+    let exe = std::env::current_exe()?;
+    cold_start(&exe, &config.manifest, &model, &body, expected)?;
+    let cold = cold_start(&exe, &config.manifest, &model, &body, expected)?;
 
     // Native tract, batch 1, in process: the reference for the wasm inference time.
     let native = spinfer_engine::Classifier::from_path(&models.join(format!("{model}.onnx")))
@@ -413,6 +446,7 @@ pub fn run(config: &BenchConfig) -> Result<String> {
             &AppOptions {
                 reuse,
                 cache_dir: Some(default_cache_dir()),
+                environment: environment.clone(),
                 ..AppOptions::default()
             },
         )?))
@@ -436,13 +470,31 @@ pub fn run(config: &BenchConfig) -> Result<String> {
         // Instance start and in-wasm inference, before the load runs.
         let snapshot_app = &apps[apps.len() - 2].1;
         let reused_app = &apps[apps.len() - 1].1;
-        if let Some((_, plain_app)) = apps.iter().find(|(n, _)| n.starts_with("(b)")) {
-            notes.push(format!(
-                "instantiate → model ready (GET /v2/models/{model}/ready on a fresh instance, median of 50): \
-                 {:.3} ms without snapshot, {:.3} ms with snapshot",
-                instance_ready_ms(plain_app, &model, 50).await?,
-                instance_ready_ms(snapshot_app, &model, 50).await?,
-            ));
+        let (snap_instantiate, snap_ready) = instance_ready_us(snapshot_app, &model, 200).await?;
+        let snap_request = ready_request_ms(snapshot_app, &model, 50).await?;
+        match apps.iter().find(|(n, _)| n.starts_with("(b)")) {
+            Some((_, plain_app)) => {
+                let (instantiate, ready) = instance_ready_us(plain_app, &model, 50).await?;
+                notes.push(format!(
+                    "instantiate → model ready, fresh instance, {model} (medians): with the snapshot \
+                     {snap_instantiate:.0} µs instantiate + {snap_ready:.0} µs `ready` (the check of \
+                     the mounted models) = {:.0} µs; without it {instantiate:.0} µs + {:.2} ms (the \
+                     model load) = {:.2} ms",
+                    snap_instantiate + snap_ready,
+                    ready / 1e3,
+                    (instantiate + ready) / 1e3,
+                ));
+                notes.push(format!(
+                    "the same through HTTP (GET /v2/models/{model}/ready on a fresh instance, median \
+                     of 50): {snap_request:.3} ms with the snapshot, {:.3} ms without",
+                    ready_request_ms(plain_app, &model, 50).await?,
+                ));
+            }
+            None => notes.push(format!(
+                "instantiate → model ready, fresh instance, snapshot, {model} (medians): \
+                 {snap_instantiate:.0} µs instantiate + {snap_ready:.0} µs `ready`; \
+                 GET /v2/models/{model}/ready {snap_request:.3} ms"
+            )),
         }
         let wasm_ms = wasm_inference_ms(reused_app, &body, 200).await?;
         notes.push(format!(
@@ -461,11 +513,13 @@ pub fn run(config: &BenchConfig) -> Result<String> {
         if let Some(nn_manifest) = &config.nn_manifest {
             use crate::serve::nn::{NnBackend, NnOptions, NnTarget};
             let nn_manifest = Manifest::load(nn_manifest)?;
-            let nn_app = |backend| {
+            let nn_app = |backend, reuse| {
                 App::load(
                     &nn_manifest,
                     &AppOptions {
+                        reuse,
                         cache_dir: Some(default_cache_dir()),
+                        environment: environment.clone(),
                         nn: Some(NnOptions {
                             backend,
                             target: NnTarget::Cpu,
@@ -475,10 +529,19 @@ pub fn run(config: &BenchConfig) -> Result<String> {
                 )
                 .map(Arc::new)
             };
-            apps.push(("(e) wasi-nn component, host tract, fresh instance", nn_app(NnBackend::Tract)?));
-            match nn_app(NnBackend::Ort) {
-                Ok(app) => apps.push(("(e) wasi-nn component, host ONNX Runtime CPU, fresh instance", app)),
-                Err(e) => notes.push(format!("wasi-nn ONNX Runtime row skipped: {e:#}")),
+            apps.push((
+                "(e) wasi-nn component, host tract, fresh instance",
+                nn_app(NnBackend::Tract, ReusePolicy::FRESH)?,
+            ));
+            match nn_app(NnBackend::Ort, ReusePolicy::FRESH) {
+                Ok(app) => {
+                    apps.push(("(e) wasi-nn component, host ONNX Runtime CPU, fresh instance", app));
+                    apps.push((
+                        "(f) wasi-nn component, host ONNX Runtime CPU, instance reuse 128/16/1 s",
+                        nn_app(NnBackend::Ort, reuse)?,
+                    ));
+                }
+                Err(e) => notes.push(format!("wasi-nn ONNX Runtime rows skipped: {e:#}")),
             }
         }
         for (name, app) in apps {
