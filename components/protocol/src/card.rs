@@ -72,15 +72,21 @@ impl Catalog {
     pub fn open(dir: &std::path::Path, default: Option<&str>) -> Result<Catalog, String> {
         let read_dir =
             std::fs::read_dir(dir).map_err(|e| format!("cannot list models in {}: {e}", dir.display()))?;
+        let files: std::collections::BTreeSet<std::path::PathBuf> =
+            read_dir.flatten().map(|file| file.path()).collect();
         let mut entries = Vec::new();
-        for file in read_dir.flatten() {
-            let path = file.path();
+        for path in &files {
             if path.extension().is_none_or(|e| e != "json") {
                 continue;
             }
             let onnx = path.with_extension("onnx");
+            // Training histories and other JSON beside the models have no `.onnx`; the listing
+            // says so without a file-system call each (they count in a fresh instance).
+            if !files.contains(&onnx) {
+                continue;
+            }
             let Ok(onnx_meta) = std::fs::metadata(&onnx) else {
-                continue; // training histories and other JSON beside the models
+                continue;
             };
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let card = ModelCard::from_json(&bytes)
