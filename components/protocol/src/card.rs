@@ -88,7 +88,7 @@ impl Catalog {
             let Ok(onnx_meta) = std::fs::metadata(&onnx) else {
                 continue;
             };
-            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
             let card = ModelCard::from_json(&bytes)
                 .map_err(|e| format!("{}: not a model card: {e}", path.display()))?;
             entries.push(CatalogEntry {
