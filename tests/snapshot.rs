@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use spinfer::serve::manifest::FileMount;
-use spinfer::serve::{App, Manifest};
+use spinfer::serve::{App, AppOptions, Manifest};
 use spinfer_engine::{Classifier, argmax};
 use spinfer_tests::*;
 
@@ -24,8 +24,12 @@ fn manifest_with(source: &Path, models: Option<&Path>) -> Manifest {
 }
 
 fn load(manifest: &Manifest) -> Arc<App> {
+    load_with(manifest, &options())
+}
+
+fn load_with(manifest: &Manifest, options: &AppOptions) -> Arc<App> {
     let _guard = runtime().enter();
-    Arc::new(App::load(manifest, &options()).expect("app loads"))
+    Arc::new(App::load(manifest, options).expect("app loads"))
 }
 
 fn probabilities(app: &App, index: usize) -> Vec<f64> {
@@ -142,14 +146,11 @@ fn a_fresh_instance_makes_its_default_model_ready() {
     }
     // Another default model than at snapshot time: the snapshot's models still serve, with the
     // app's default.
-    let options = spinfer::serve::AppOptions {
+    let options = AppOptions {
         environment: vec![("SPINFER_DEFAULT_MODEL".into(), "mnist-seed".into())],
         ..options()
     };
-    let app = {
-        let _guard = runtime().enter();
-        App::load(&manifest_with(&snapshot_path(), None), &options).expect("app loads")
-    };
+    let app = load_with(&manifest_with(&snapshot_path(), None), &options);
     let handler = app.component_for("/predict").unwrap();
     assert_eq!(
         runtime().block_on(handler.time_ready()).unwrap().model,

@@ -13,16 +13,16 @@ use spinfer_protocol::{ApiError, Catalog};
 
 const DEFAULT_MODELS_DIR: &str = "/models";
 
-struct State {
-    store: Option<Arc<ModelStore>>,
-    /// Whether `store` is known to match the mounted files in this instance.
-    verified: bool,
+enum State {
+    /// Nothing loaded yet (no snapshot, or an instance before its first request).
+    Empty,
+    /// Loaded by the snapshot's `init`: not yet checked against this instance's mounted files.
+    Snapshot(ModelStore),
+    /// Checked against (or loaded from) the mounted files in this instance.
+    Verified(Arc<ModelStore>),
 }
 
-static STATE: Mutex<State> = Mutex::new(State {
-    store: None,
-    verified: false,
-});
+static STATE: Mutex<State> = Mutex::new(State::Empty);
 
 fn open() -> Result<ModelStore, ApiError> {
     Catalog::from_env(DEFAULT_MODELS_DIR)
@@ -33,38 +33,33 @@ fn open() -> Result<ModelStore, ApiError> {
 /// The store for this request: loaded, or checked against the mounted files once per instance.
 pub fn store() -> Result<Arc<ModelStore>, ApiError> {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    if let (Some(store), true) = (&state.store, state.verified) {
+    if let State::Verified(store) = &*state {
         return Ok(store.clone());
     }
     let mounted = open()?;
-    let store = match state.store.take().map(Arc::try_unwrap) {
-        Some(Ok(snapshot)) if snapshot.catalog().fingerprint() == mounted.catalog().fingerprint() => {
-            Arc::new(snapshot.with_default(mounted.catalog().default.clone()))
+    let store = Arc::new(match std::mem::replace(&mut *state, State::Empty) {
+        State::Snapshot(snapshot) if snapshot.catalog().fingerprint() == mounted.catalog().fingerprint() => {
+            snapshot.with_default(mounted.catalog().default.clone())
         }
-        Some(_) => {
+        State::Snapshot(_) => {
             eprintln!("spinfer: mounted models differ from the snapshot; loading them from /models");
-            Arc::new(mounted)
+            mounted
         }
-        None => Arc::new(mounted),
-    };
-    state.store = Some(store.clone());
-    state.verified = true;
+        State::Empty | State::Verified(_) => mounted,
+    });
+    *state = State::Verified(store.clone());
     Ok(store)
 }
 
-/// Loads every model now and forgets the check, for the snapshot.
+/// Loads every model now, for the snapshot; each instance made from it checks them first.
 pub fn preload_for_snapshot() {
-    let store = match open() {
-        Ok(store) => Arc::new(store),
-        Err(_) => return, // nothing to snapshot; requests load from the files
+    let Ok(store) = open() else {
+        return; // nothing to snapshot; requests load from the files
     };
     if store.preload().is_err() {
         return;
     }
-    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
-    state.store = Some(store);
-    // Every instance made from the snapshot checks the mounted files on its first request.
-    state.verified = false;
+    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = State::Snapshot(store);
 }
 
 /// Makes the default model servable in this instance and returns its name.

@@ -173,10 +173,15 @@ impl App {
 
     /// The handler of the component the route `path` goes to.
     pub fn component_for(&self, path: &str) -> Option<&ComponentHandler> {
+        self.route(path).map(|handler| handler.state())
+    }
+
+    /// The first (most specific) route that matches `path`.
+    fn route(&self, path: &str) -> Option<&ProxyHandler<ComponentHandler>> {
         self.routes
             .iter()
             .find(|(route, _)| route.matches(path))
-            .map(|(_, handler)| handler.state())
+            .map(|(_, handler)| handler)
     }
 
     /// Instances started so far, across components.
@@ -215,7 +220,7 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = request.uri().path().to_string();
-        let Some((_, handler)) = self.routes.iter().find(|(route, _)| route.matches(&path)) else {
+        let Some(handler) = self.route(&path) else {
             return error_response(&ApiError::not_found(format!("no route for {path}")));
         };
         let too_large = request

@@ -140,8 +140,6 @@ impl ReusePolicy {
 pub struct ComponentHandler {
     pub name: String,
     pre: ProxyPre<Host>,
-    /// The same pre-instance, untyped: for exports other than the HTTP handler.
-    raw: InstancePre<Host>,
     sandbox: Sandbox,
     reuse: ReusePolicy,
     engine: Engine,
@@ -178,8 +176,7 @@ impl ComponentHandler {
         reuse: ReusePolicy,
     ) -> Result<ComponentHandler> {
         let err = |e: wasmtime::Error| anyhow!("component {name}: {e:#}");
-        let raw = linker.instantiate_pre(component).map_err(err)?;
-        let pre = raw.clone();
+        let pre = linker.instantiate_pre(component).map_err(err)?;
         // A `wasi:http/handler@0.3` export (spin-sdk 7) is preferred; 0.2 `incoming-handler` works too.
         let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
             Ok(p3) => ProxyPre::P3(p3),
@@ -193,7 +190,6 @@ impl ComponentHandler {
         Ok(ComponentHandler {
             name: name.into(),
             pre,
-            raw,
             sandbox,
             reuse,
             engine: component.engine().clone(),
@@ -213,13 +209,21 @@ impl ComponentHandler {
         new_store(&self.engine, &self.sandbox)
     }
 
+    /// The untyped pre-instance under the HTTP bindings, for the component's other exports.
+    fn instance_pre(&self) -> &InstancePre<Host> {
+        match &self.pre {
+            ProxyPre::P2(pre) => pre.instance_pre(),
+            ProxyPre::P3(pre) => pre.instance_pre(),
+        }
+    }
+
     /// Makes a fresh instance and calls its `ready` export (WIT world `snapshot`), timing the
     /// two steps: what a request on a fresh instance pays before its own work starts.
     pub async fn time_ready(&self) -> Result<ReadyTiming> {
         let started = Instant::now();
         let mut store = self.store()?;
         let instance = self
-            .raw
+            .instance_pre()
             .instantiate_async(&mut store)
             .await
             .map_err(|e| anyhow!("{e:#}"))?;
