@@ -17,7 +17,7 @@ fi
 ORT_DYLIB_PATH=$(ls "$venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)
 export ORT_DYLIB_PATH
 
-cargo build --release -p spinfer --features ort
+cargo build --release -p spinfer
 target/release/spinfer build -f spin-nn.toml
 
 start() { # target port

@@ -1,7 +1,7 @@
 """What a user would otherwise pick: a plain Python HTTP server around ONNX Runtime.
 
 Serves `POST /predict` with `{"pixels": [784 numbers 0-255]}` like Spinfer does, for
-`spinfer bench --python-ort`. Prints `listening on http://HOST:PORT` once ready.
+`spinfer bench --python <venv python>`. Prints `listening on http://HOST:PORT` once ready.
 """
 
 import argparse

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Native crates, built once with the features the tests use (the components are wasm-only).
 native=(--workspace --exclude spinfer-classifier --exclude spinfer-classifier-nn
-        --exclude spinfer-spin-http --features spinfer/ort)
+        --exclude spinfer-spin-http)
 cargo build --release "${native[@]}"
 
 # The components, as spin.toml and spin-nn.toml build them, and the snapshot.

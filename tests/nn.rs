@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use spinfer::serve::nn::{NnBackend, NnOptions, NnTarget};
-use spinfer::serve::{App, AppOptions, Manifest};
+use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
+use spinfer_serve::{App, AppOptions, Manifest};
 use spinfer_tests::*;
 
 fn nn_app(models: Option<&std::path::Path>) -> Arc<App> {
@@ -26,7 +26,7 @@ fn nn_app_with(
     let mut manifest = Manifest::load(&root().join("spin-nn.toml")).unwrap();
     if let Some(models) = models {
         manifest.component.get_mut("classifier-nn").unwrap().files =
-            vec![spinfer::serve::manifest::FileMount::Mapped {
+            vec![spinfer_serve::manifest::FileMount::Mapped {
                 source: models.to_path_buf(),
                 destination: "/models".into(),
             }];
@@ -115,8 +115,8 @@ fn nn_component_serves_the_whole_api() {
 #[test]
 fn a_model_the_host_did_not_load_is_not_found() {
     // The guest sees a card that appeared after start; the host's allow-list does not have it.
-    let dir = std::env::temp_dir().join(format!("spinfer-nn-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     for ext in ["onnx", "json"] {
         std::fs::copy(
             root().join(format!("models/mnist-cnn.{ext}")),
@@ -124,7 +124,7 @@ fn a_model_the_host_did_not_load_is_not_found() {
         )
         .unwrap();
     }
-    let nn = nn_app(Some(&dir));
+    let nn = nn_app(Some(dir));
     for ext in ["onnx", "json"] {
         std::fs::copy(
             root().join(format!("models/mnist-seed.{ext}")),
@@ -135,7 +135,6 @@ fn a_model_the_host_did_not_load_is_not_found() {
     let body = serde_json::to_vec(&json!({ "pixels": pixels(0) })).unwrap();
     let message = send(&nn, "POST", "/predict?model=mnist-seed", body).assert_error(404);
     assert!(message.contains("mnist-seed"), "{message}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

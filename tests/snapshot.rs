@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
-use spinfer::serve::manifest::FileMount;
-use spinfer::serve::{App, AppOptions, Manifest};
 use spinfer_engine::{Classifier, argmax};
+use spinfer_serve::manifest::FileMount;
+use spinfer_serve::{App, AppOptions, Manifest};
 use spinfer_tests::*;
 
 fn manifest_with(source: &Path, models: Option<&Path>) -> Manifest {
@@ -80,8 +80,8 @@ fn snapshot_serves_what_the_plain_component_serves() {
 fn a_swapped_model_is_detected_and_served() {
     // A models directory whose mnist-cnn is really the seed network: the snapshot's mnist-cnn
     // must not be served for it.
-    let dir = std::env::temp_dir().join(format!("spinfer-swap-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     let models = root().join("models");
     std::fs::copy(models.join("mnist-seed.onnx"), dir.join("mnist-cnn.onnx")).unwrap();
     let mut card: serde_json::Value =
@@ -89,7 +89,7 @@ fn a_swapped_model_is_detected_and_served() {
     card["name"] = json!("mnist-cnn");
     std::fs::write(dir.join("mnist-cnn.json"), serde_json::to_vec(&card).unwrap()).unwrap();
 
-    let app = load(&manifest_with(&snapshot_path(), Some(&dir)));
+    let app = load(&manifest_with(&snapshot_path(), Some(dir)));
     let seed = Classifier::from_path(&models.join("mnist-seed.onnx")).unwrap();
     let cnn = Classifier::from_path(&models.join("mnist-cnn.onnx")).unwrap();
     for index in 0..20 {
@@ -109,7 +109,6 @@ fn a_swapped_model_is_detected_and_served() {
                 .any(|(a, b)| (*a as f32 - b).abs() > 1e-6)
         );
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -163,11 +162,9 @@ fn a_fresh_instance_makes_its_default_model_ready() {
     }
 
     // Mounted models the snapshot cannot stand in for: the check says so instead of serving.
-    let empty = std::env::temp_dir().join(format!("spinfer-empty-{}", std::process::id()));
-    std::fs::create_dir_all(&empty).unwrap();
-    let app = load(&manifest_with(&snapshot_path(), Some(&empty)));
+    let empty = tempfile::tempdir().unwrap();
+    let app = load(&manifest_with(&snapshot_path(), Some(empty.path())));
     let handler = app.component_for("/predict").unwrap();
     let error = runtime().block_on(handler.time_ready()).unwrap_err();
     assert!(error.to_string().contains("is not ready"), "{error:#}");
-    std::fs::remove_dir_all(&empty).ok();
 }

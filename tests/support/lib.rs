@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use spinfer::mnist::{Mnist, Split};
-use spinfer::serve::{App, AppOptions, Manifest};
+use spinfer_mnist::{Mnist, Split};
+use spinfer_serve::{App, AppOptions, Manifest};
 
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -10,9 +10,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use spin_sdk::http::Request;
 use spin_sdk::http_service;
-use spinfer_protocol::{ApiError, Catalog};
-
-const DEFAULT_MODELS_DIR: &str = "/models";
+use spinfer_catalog::Catalog;
+use spinfer_protocol::ApiError;
 
 thread_local! {
     /// wasi-nn graph handles belong to this instance; they live as long as it does.
@@ -20,7 +19,9 @@ thread_local! {
 }
 
 fn open() -> Result<nn::NnBackend, String> {
-    Catalog::from_env(DEFAULT_MODELS_DIR).map(nn::NnBackend::new)
+    Catalog::from_env()
+        .map(nn::NnBackend::new)
+        .map_err(|e| e.to_string())
 }
 
 #[http_service]

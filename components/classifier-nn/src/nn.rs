@@ -4,7 +4,8 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use spinfer_protocol::{ApiError, Backend, Catalog, ModelCard};
+use spinfer_catalog::Catalog;
+use spinfer_protocol::{ApiError, Backend, ModelCard};
 
 wit_bindgen::generate!({
     path: "../../wit",

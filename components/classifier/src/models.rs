@@ -8,10 +8,9 @@
 
 use std::sync::{Arc, Mutex};
 
+use spinfer_catalog::Catalog;
 use spinfer_engine::ModelStore;
-use spinfer_protocol::{ApiError, Catalog};
-
-const DEFAULT_MODELS_DIR: &str = "/models";
+use spinfer_protocol::ApiError;
 
 enum State {
     /// Nothing loaded yet (no snapshot, or an instance before its first request).
@@ -25,9 +24,9 @@ enum State {
 static STATE: Mutex<State> = Mutex::new(State::Empty);
 
 fn open() -> Result<ModelStore, ApiError> {
-    Catalog::from_env(DEFAULT_MODELS_DIR)
+    Catalog::from_env()
         .map(ModelStore::new)
-        .map_err(ApiError::not_ready)
+        .map_err(|e| ApiError::not_ready(e.to_string()))
 }
 
 /// The store for this request: loaded, or checked against the mounted files once per instance.

@@ -9,8 +9,16 @@ use tract_onnx::prelude::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("cannot read model {path}: {source}")]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot load model: {0}")]
     Load(String),
+    #[error(transparent)]
+    Catalog(#[from] spinfer_catalog::CatalogError),
     #[error("input has {got} values, not a whole number of {per_item}-value items")]
     Shape { got: usize, per_item: usize },
     #[error("inference failed: {0}")]
@@ -61,7 +69,10 @@ impl Classifier {
     }
 
     pub fn from_path(path: &std::path::Path) -> Result<Classifier, EngineError> {
-        let bytes = std::fs::read(path).map_err(|e| EngineError::Load(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
+            path: path.into(),
+            source,
+        })?;
         Self::from_onnx(&bytes)
     }
 

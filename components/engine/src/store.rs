@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use spinfer_protocol::{ApiError, Backend, Catalog, ModelCard};
+use spinfer_catalog::Catalog;
+use spinfer_protocol::{ApiError, Backend, ModelCard};
 
 use crate::{Classifier, EngineError};
 
@@ -17,9 +18,7 @@ pub struct ModelStore {
 impl ModelStore {
     /// Finds the served models in `dir`; `default` names the model `/predict` uses.
     pub fn open(dir: &Path, default: Option<&str>) -> Result<ModelStore, EngineError> {
-        Catalog::open(dir, default)
-            .map(ModelStore::new)
-            .map_err(EngineError::Load)
+        Ok(ModelStore::new(Catalog::open(dir, default)?))
     }
 
     /// Serves `catalog`'s models; none is loaded yet.

@@ -2,16 +2,18 @@
 
 use std::fmt;
 
+use ::http::StatusCode;
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
-    pub status: u16,
+    pub status: StatusCode,
     pub message: String,
     /// For 405: the methods the route accepts.
     pub allow: Option<&'static str>,
 }
 
 impl ApiError {
-    fn new(status: u16, message: impl Into<String>) -> ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -19,43 +21,58 @@ impl ApiError {
         }
     }
 
+    /// 400: the request is malformed or its values are out of range.
     pub fn bad_request(message: impl Into<String>) -> ApiError {
-        Self::new(400, message)
+        Self::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 404: no such route, model or version.
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        Self::new(404, message)
+        Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// 405, with the `Allow` header's methods.
     pub fn method_not_allowed(method: &str, allow: &'static str) -> ApiError {
         ApiError {
             allow: Some(allow),
             ..Self::new(
-                405,
+                StatusCode::METHOD_NOT_ALLOWED,
                 format!("method {method} is not allowed here; allowed: {allow}"),
             )
         }
     }
 
+    /// 413: the body is over the limit.
     pub fn payload_too_large(limit: usize) -> ApiError {
-        Self::new(413, format!("request body is larger than the {limit}-byte limit"))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the {limit}-byte limit"),
+        )
     }
 
+    /// 415: a content type the API does not read.
     pub fn unsupported_media_type(content_type: &str) -> ApiError {
         Self::new(
-            415,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
                 "unsupported content type {content_type:?}; use application/json, image/png or image/jpeg"
             ),
         )
     }
 
-    pub fn not_ready(message: impl Into<String>) -> ApiError {
-        Self::new(503, message)
+    /// 500: the server failed; the message names what, never a host path.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
-    pub fn internal(message: impl Into<String>) -> ApiError {
-        Self::new(500, message)
+    /// 503: the model (or the server) cannot serve now.
+    pub fn not_ready(message: impl Into<String>) -> ApiError {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
+    }
+
+    /// 504: the request ran past its deadline.
+    pub fn deadline_exceeded() -> ApiError {
+        Self::new(StatusCode::GATEWAY_TIMEOUT, "the request exceeded its deadline")
     }
 
     /// The JSON body sent to the client.
@@ -66,7 +83,7 @@ impl ApiError {
 
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.message, self.status)
+        write!(f, "{} ({})", self.message, self.status.as_u16())
     }
 }
 

@@ -1,9 +1,9 @@
 //! The host-independent request and response that every server adapter converts to and from.
 
-use crate::error::ApiError;
+use ::http::StatusCode;
 
-/// Largest request body any Spinfer server accepts by default (hosts may set a lower limit).
-pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+use crate::BINARY_HEADER;
+use crate::error::ApiError;
 
 #[derive(Clone, Debug, Default)]
 pub struct Request<'a> {
@@ -26,7 +26,7 @@ impl<'a> Request<'a> {
             path: parts.uri.path(),
             query: parts.uri.query().unwrap_or(""),
             content_type: header("content-type"),
-            inference_header_length: header(crate::v2::BINARY_HEADER),
+            inference_header_length: header(BINARY_HEADER),
             body,
         }
     }
@@ -50,14 +50,14 @@ impl<'a> Request<'a> {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Response {
-    pub status: u16,
+    pub status: StatusCode,
     /// Content-Type and any other headers, in order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
+    pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
         Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],

@@ -1,9 +1,14 @@
 //! Everything a Spinfer server says and hears, independent of where inference runs: routing,
 //! request decoding, preprocessing, response encoding and the error type. Shared by every
-//! component and by the native host, so no piece of it is written twice.
+//! component and by the native host, so no piece of it is written twice. Pure request/response
+//! logic: no file system, no environment (the model catalog lives in `spinfer-catalog`).
+//!
+//! The root owns the vocabulary its modules share (the limits below and the model contract), so
+//! that `http`, `predict` and `v2` never import each other.
 
 pub mod backend;
 pub mod card;
+pub mod contract;
 pub mod error;
 pub mod http;
 pub mod predict;
@@ -12,7 +17,17 @@ pub mod router;
 pub mod v2;
 
 pub use backend::Backend;
-pub use card::{Catalog, CatalogEntry, ModelCard, TensorSpec};
+pub use card::{ModelCard, TensorSpec};
 pub use error::ApiError;
-pub use http::{MAX_BODY_BYTES, Request, Response};
+pub use http::{Request, Response};
 pub use router::handle;
+
+/// Largest request body any Spinfer server accepts by default (hosts may set a lower limit).
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+/// Most images one `/predict` batch or one Open Inference Protocol request may carry.
+pub const MAX_BATCH: usize = 1024;
+
+/// The header of the Open Inference Protocol's binary tensor extension: the length of the JSON
+/// part of a body whose tensors follow in binary.
+pub const BINARY_HEADER: &str = "inference-header-content-length";

@@ -5,14 +5,14 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+use crate::MAX_BATCH;
 use crate::backend::Backend;
+use crate::contract::PIXELS;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
-use crate::preprocess::{self, Input, PIXELS};
+use crate::preprocess::{self, Input};
 
 pub const DEFAULT_TOP_K: usize = 3;
-/// Most images one `/predict` batch may carry.
-pub const MAX_BATCH: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,7 +172,7 @@ pub fn handle(backend: &dyn Backend, request: &Request) -> Result<Response, ApiE
             "probabilities": p.probabilities, "top_k": p.top_k,
         })
     };
-    Ok(Response::json(200, &body).with_header("server-timing", timing.header()))
+    Ok(Response::json(::http::StatusCode::OK, &body).with_header("server-timing", timing.header()))
 }
 
 #[cfg(test)]

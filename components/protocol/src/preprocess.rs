@@ -3,10 +3,9 @@
 use image::imageops::FilterType;
 use image::{GrayImage, ImageFormat, ImageReader, Limits};
 
+use crate::contract::{PIXELS, SIDE};
 use crate::error::ApiError;
 
-pub const SIDE: usize = 28;
-pub const PIXELS: usize = SIDE * SIDE;
 /// The box MNIST fits each digit into before centring it in 28×28.
 const DIGIT_BOX: u32 = 20;
 /// Uploads larger than this in either dimension are refused before decoding.

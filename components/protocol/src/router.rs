@@ -1,5 +1,6 @@
 //! Maps a request to its endpoint and runs it; every failure becomes a JSON error response.
 
+use ::http::StatusCode;
 use serde_json::json;
 
 use crate::backend::Backend;
@@ -74,24 +75,30 @@ fn dispatch(backend: &dyn Backend, request: &Request) -> Result<Response, ApiErr
     }
     let names = || backend.cards().iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     match route {
-        Route::Healthz => Ok(Response::json(200, &json!({ "status": "ok", "models": names() }))),
+        Route::Healthz => Ok(Response::json(
+            StatusCode::OK,
+            &json!({ "status": "ok", "models": names() }),
+        )),
         Route::Predict => predict::handle(backend, request),
-        Route::Server => Ok(Response::json(200, &v2::server_metadata())),
-        Route::Live => Ok(Response::json(200, &json!({ "live": true }))),
+        Route::Server => Ok(Response::json(StatusCode::OK, &v2::server_metadata())),
+        Route::Live => Ok(Response::json(StatusCode::OK, &json!({ "live": true }))),
         Route::Ready => {
             for name in names() {
                 backend.ready(&name)?;
             }
-            Ok(Response::json(200, &json!({ "ready": true })))
+            Ok(Response::json(StatusCode::OK, &json!({ "ready": true })))
         }
         Route::Model { name, version } => Ok(Response::json(
-            200,
+            StatusCode::OK,
             &v2::model_metadata(model(backend, name, version)?),
         )),
         Route::ModelReady { name, version } => {
             let card = model(backend, name, version)?;
             backend.ready(&card.name)?;
-            Ok(Response::json(200, &json!({ "name": card.name, "ready": true })))
+            Ok(Response::json(
+                StatusCode::OK,
+                &json!({ "name": card.name, "ready": true }),
+            ))
         }
         Route::Infer { name, version } => v2::infer(backend, model(backend, name, version)?, request),
     }

@@ -9,9 +9,7 @@ use crate::backend::Backend;
 use crate::card::ModelCard;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
-use crate::predict::MAX_BATCH;
-
-pub const BINARY_HEADER: &str = "inference-header-content-length";
+use crate::{BINARY_HEADER, MAX_BATCH};
 
 pub fn server_metadata() -> Value {
     json!({ "name": "spinfer", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })
@@ -243,7 +241,7 @@ pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Resu
         let header_len = bytes.len();
         bytes.extend(probs.iter().flat_map(|p| p.to_le_bytes()));
         Response {
-            status: 200,
+            status: ::http::StatusCode::OK,
             headers: vec![
                 ("content-type".into(), "application/octet-stream".into()),
                 (BINARY_HEADER.into(), header_len.to_string()),
@@ -251,7 +249,7 @@ pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Resu
             body: bytes,
         }
     } else {
-        Response::json(200, &body)
+        Response::json(::http::StatusCode::OK, &body)
     };
     Ok(response.with_header("server-timing", timing.header()))
 }

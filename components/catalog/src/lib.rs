@@ -1,0 +1,155 @@
+//! The model catalog: which models a models directory holds (every `<name>.json` card with a
+//! `<name>.onnx` beside it) and which one is the default. The file-system side of serving,
+//! shared by both components and the host's wasi-nn backends; it reads cards, never a model.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use spinfer_protocol::ModelCard;
+use spinfer_protocol::contract::{DEFAULT_MODEL_VAR, MODELS_DIR, MODELS_DIR_VAR};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot list models in {dir}: {source}")]
+    List {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a model card: {source}")]
+    Card {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("default model {name:?} has no card and ONNX file in {dir}")]
+    UnknownDefault { name: String, dir: PathBuf },
+}
+
+/// A model found in a models directory: its card and the `.onnx` beside it.
+#[derive(Clone, Debug)]
+pub struct CatalogEntry {
+    pub card: ModelCard,
+    pub onnx: PathBuf,
+    pub onnx_len: u64,
+}
+
+/// The served models of a directory, sorted by name, and the default model.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pub entries: Vec<CatalogEntry>,
+    pub default: Option<String>,
+}
+
+impl Catalog {
+    /// The models directory a component serves: `SPINFER_MODELS_DIR`, else `/models`.
+    pub fn models_dir() -> PathBuf {
+        std::env::var_os(MODELS_DIR_VAR).map_or_else(|| MODELS_DIR.into(), PathBuf::from)
+    }
+
+    /// The catalog a component serves: [`Catalog::models_dir`], with `SPINFER_DEFAULT_MODEL`
+    /// as the default model when set.
+    pub fn from_env() -> Result<Catalog, CatalogError> {
+        let default = std::env::var(DEFAULT_MODEL_VAR).ok();
+        Catalog::open(&Catalog::models_dir(), default.as_deref())
+    }
+
+    /// The models of `dir`; `default` (else the first by name) is the default model.
+    pub fn open(dir: &Path, default: Option<&str>) -> Result<Catalog, CatalogError> {
+        let read_dir = std::fs::read_dir(dir).map_err(|source| CatalogError::List {
+            dir: dir.into(),
+            source,
+        })?;
+        let files: BTreeSet<PathBuf> = read_dir.flatten().map(|file| file.path()).collect();
+        let mut entries = Vec::new();
+        for path in &files {
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let onnx = path.with_extension("onnx");
+            // Training histories and other JSON beside the models have no `.onnx`; the listing
+            // says so without a file-system call each (they count in a fresh instance).
+            if !files.contains(&onnx) {
+                continue;
+            }
+            let Ok(onnx_meta) = std::fs::metadata(&onnx) else {
+                continue;
+            };
+            let bytes = std::fs::read(path).map_err(|source| CatalogError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let card = ModelCard::from_json(&bytes).map_err(|source| CatalogError::Card {
+                path: path.clone(),
+                source,
+            })?;
+            entries.push(CatalogEntry {
+                card,
+                onnx,
+                onnx_len: onnx_meta.len(),
+            });
+        }
+        entries.sort_by(|a, b| a.card.name.cmp(&b.card.name));
+        let default = match default {
+            Some(name) if entries.iter().any(|e| e.card.name == name) => Some(name.to_string()),
+            Some(name) => {
+                return Err(CatalogError::UnknownDefault {
+                    name: name.into(),
+                    dir: dir.into(),
+                });
+            }
+            None => entries.first().map(|e| e.card.name.clone()),
+        };
+        Ok(Catalog { entries, default })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
+        self.entries.iter().find(|e| e.card.name == name)
+    }
+
+    pub fn cards(&self) -> Vec<&ModelCard> {
+        self.entries.iter().map(|e| &e.card).collect()
+    }
+
+    /// Each model's name, the SHA-256 its card records, and the `.onnx` length: what decides
+    /// whether models loaded elsewhere (a snapshot) are the ones in this directory.
+    pub fn fingerprint(&self) -> Vec<(&str, &str, u64)> {
+        self.entries
+            .iter()
+            .map(|e| (e.card.name.as_str(), e.card.sha256.as_str(), e.onnx_len))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models")
+    }
+
+    #[test]
+    fn lists_the_repos_models_by_name_and_skips_histories() {
+        let catalog = Catalog::open(&models(), None).unwrap();
+        let names: Vec<&str> = catalog.entries.iter().map(|e| e.card.name.as_str()).collect();
+        assert!(names.contains(&"mnist-seed"), "{names:?}");
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+        assert!(names.iter().all(|n| !n.ends_with("-training")), "{names:?}");
+        assert_eq!(catalog.default.as_deref(), names.first().copied());
+    }
+
+    #[test]
+    fn an_unknown_default_or_a_missing_folder_is_a_typed_error() {
+        let err = Catalog::open(&models(), Some("resnet50")).unwrap_err();
+        assert!(matches!(err, CatalogError::UnknownDefault { .. }), "{err}");
+        let err = Catalog::open(Path::new("/nonexistent-spinfer-models"), None).unwrap_err();
+        assert!(matches!(err, CatalogError::List { .. }), "{err}");
+    }
+}

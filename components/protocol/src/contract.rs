@@ -1,0 +1,24 @@
+//! The model contract, stated once: what every Spinfer model takes and gives, and where a
+//! component finds it. The exporter writes it into each ONNX graph and card; both components and
+//! both wasi-nn backends read it from here.
+
+/// The side of the square grayscale image a model takes.
+pub const SIDE: usize = 28;
+/// Values per image: `SIDE × SIDE`, one channel.
+pub const PIXELS: usize = SIDE * SIDE;
+/// The shape of one item of the input, after the batch dimension: `[1, SIDE, SIDE]` (NCHW).
+pub const ITEM_SHAPE: [usize; 3] = [1, SIDE, SIDE];
+/// Output classes: the digits 0–9.
+pub const CLASSES: usize = 10;
+
+/// The graph's input tensor, float32 `[N, 1, 28, 28]`, pixel/255 in [0, 1].
+pub const INPUT_NAME: &str = "input";
+/// The graph's output tensor, float32 `[N, 10]`, softmax probabilities.
+pub const OUTPUT_NAME: &str = "probs";
+
+/// Where a component finds its models (spin.toml mounts `models/` here, read-only).
+pub const MODELS_DIR: &str = "/models";
+/// Overrides [`MODELS_DIR`] (tests and local runs).
+pub const MODELS_DIR_VAR: &str = "SPINFER_MODELS_DIR";
+/// The model `/predict` serves when the request names none.
+pub const DEFAULT_MODEL_VAR: &str = "SPINFER_DEFAULT_MODEL";

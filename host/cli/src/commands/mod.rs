@@ -1,0 +1,9 @@
+//! One file per subcommand: its flags and its `run`.
+
+pub mod bench;
+pub mod build;
+pub mod eval;
+pub mod predict;
+pub mod snapshot;
+pub mod train;
+pub mod up;

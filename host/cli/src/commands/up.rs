@@ -1,0 +1,100 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
+use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, engine, process, server};
+
+#[derive(clap::Args)]
+pub struct UpCommand {
+    /// The Spin manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Run each component's build command first.
+    #[arg(long)]
+    build: bool,
+    /// Linear-memory limit per instance, in MiB.
+    #[arg(long, default_value_t = 128)]
+    memory_limit_mb: usize,
+    /// Deadline per request, in seconds (epoch interruption).
+    #[arg(long, default_value_t = 30.0)]
+    request_timeout: f64,
+    /// Largest accepted request body, in bytes (larger ones get 413).
+    #[arg(long, default_value_t = spinfer_protocol::MAX_BODY_BYTES)]
+    max_body: usize,
+    /// Requests one `wasi:http` 0.3 instance may serve; 1 = a fresh instance per request.
+    #[arg(long, default_value_t = ReusePolicy::FRESH.max_reuse)]
+    max_instance_reuse_count: usize,
+    /// Requests one 0.3 instance may serve at once when reused.
+    #[arg(long, default_value_t = ReusePolicy::SPIN.max_concurrent)]
+    max_instance_concurrent_reuse_count: usize,
+    /// How long an idle reused instance is kept, in seconds.
+    #[arg(long, default_value_t = ReusePolicy::SPIN.idle_timeout.as_secs_f64())]
+    idle_instance_timeout: f64,
+    /// Compile every start instead of using the compiled-component cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// Use on-demand instead of pooled instance allocation.
+    #[arg(long)]
+    no_pooling: bool,
+    /// Extra environment for the components, KEY=VALUE (overrides the manifest).
+    #[arg(short = 'e', long = "env", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Provide `wasi:nn` with this native backend (overrides `[component.<id>.tool.spinfer] nn`).
+    #[arg(long, value_enum)]
+    nn: Option<NnBackend>,
+    /// Where `wasi:nn` runs; a GPU that cannot be used is an error, never a CPU fallback.
+    #[arg(long, value_enum, default_value = "cpu", requires = "nn")]
+    nn_target: NnTarget,
+}
+
+fn parse_env(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))
+}
+
+impl UpCommand {
+    fn options(&self) -> AppOptions {
+        AppOptions {
+            memory_limit: self.memory_limit_mb << 20,
+            request_timeout: Duration::from_secs_f64(self.request_timeout),
+            max_body: self.max_body,
+            reuse: ReusePolicy {
+                max_reuse: self.max_instance_reuse_count.max(1),
+                max_concurrent: self.max_instance_concurrent_reuse_count.max(1),
+                idle_timeout: Duration::from_secs_f64(self.idle_instance_timeout),
+            },
+            cache_dir: (!self.no_cache).then(engine::default_cache_dir),
+            pooling: !self.no_pooling,
+            environment: self.env.clone(),
+            nn: self.nn.map(|backend| NnOptions {
+                backend,
+                target: self.nn_target,
+            }),
+        }
+    }
+
+    pub fn run(self) -> Result<()> {
+        let manifest = Manifest::load(&self.manifest)?;
+        if self.build {
+            manifest.build()?;
+        }
+        let options = self.options();
+        let runtime = tokio::runtime::Runtime::new()?;
+        runtime.block_on(async {
+            let app = Arc::new(App::load(&manifest, &options)?);
+            let listener = server::bind(self.listen).await?;
+            // The line tests and scripts wait for.
+            println!("{}", process::banner(&app.name, listener.local_addr()?));
+            server::serve(app, listener, async {
+                tokio::signal::ctrl_c().await.ok();
+            })
+            .await
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! `spinfer`: one clap struct per subcommand, each with its own `run`, over the library crates
+//! (`spinfer-train`, `spinfer-serve`, `spinfer-bench`).
+
+mod commands;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Train, export and serve the Spinfer MNIST model as a WebAssembly function.
+#[derive(Parser)]
+#[command(name = "spinfer", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a CNN on MNIST with burn, export it to ONNX and write its card and plots.
+    Train(commands::train::TrainCommand),
+    /// Evaluate an ONNX model with native tract on the 10k MNIST test set.
+    Eval(commands::eval::EvalCommand),
+    /// Classify one image (PNG/JPEG) or one test-set image with native tract.
+    Predict(commands::predict::PredictCommand),
+    /// Serve a Spin app's HTTP components on an embedded wasmtime (no Spin needed).
+    Up(commands::up::UpCommand),
+    /// Benchmark `/predict` in every serving mode side by side.
+    Bench(commands::bench::BenchCommand),
+    /// Run the build command of every component in a Spin manifest (as `spin build` does).
+    Build(commands::build::BuildCommand),
+    /// Pre-initialise a component (Wizer) with its models loaded, for fast instance starts.
+    Snapshot(commands::snapshot::SnapshotCommand),
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match Cli::parse().command {
+        Command::Train(command) => command.run(),
+        Command::Eval(command) => command.run(),
+        Command::Predict(command) => command.run(),
+        Command::Up(command) => command.run(),
+        Command::Bench(command) => command.run(),
+        Command::Build(command) => command.run(),
+        Command::Snapshot(command) => command.run(),
+    }
+}

@@ -1,0 +1,104 @@
+//! Run a Spin app's HTTP components on an embedded wasmtime: what `spinfer up` is.
+//!
+//! The root owns the vocabulary its modules share ([`AppOptions`], [`Sandbox`],
+//! [`ReusePolicy`]); the modules form one chain and never import each other back:
+//!
+//! - [`manifest`]: the parts of `spin.toml` that are run; [`sandbox`]: what a component's
+//!   stores get from it (environment, mounts, outbound hosts, limits, wasi-nn graphs);
+//! - [`engine`]: the wasmtime engine and the compiled-component cache; [`epoch`]: deadlines;
+//! - [`store`]: one store's host state and the linker; [`outbound`]: the outbound allow-list;
+//! - [`handler`]: a component's pre-instance and its instances; [`reuse`]: how long each lives;
+//! - [`app`]: routes → handlers, the one request path; [`server`]: TCP and HTTP/1.1;
+//! - [`nn`]: `wasi:nn` backed by tract or ONNX Runtime; [`snapshot`]: Wizer pre-initialisation;
+//! - [`process`]: a `spinfer up` child process (benchmarks and tests start one).
+
+pub mod app;
+pub mod engine;
+pub mod epoch;
+pub mod handler;
+pub mod manifest;
+pub mod nn;
+pub mod outbound;
+pub mod process;
+pub mod reuse;
+pub mod sandbox;
+pub mod server;
+pub mod snapshot;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use app::App;
+pub use manifest::Manifest;
+
+/// How `spinfer up` runs an app; each field is a flag of `spinfer up`.
+#[derive(Clone, Debug)]
+pub struct AppOptions {
+    pub memory_limit: usize,
+    pub request_timeout: Duration,
+    pub max_body: usize,
+    pub reuse: ReusePolicy,
+    /// `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    pub pooling: bool,
+    /// Environment added to (and overriding) each component's manifest `environment`.
+    pub environment: Vec<(String, String)>,
+    /// Overrides the manifest's `[component.<id>.tool.spinfer]` wasi-nn settings.
+    pub nn: Option<nn::NnOptions>,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        AppOptions {
+            memory_limit: 128 << 20,
+            request_timeout: Duration::from_secs(30),
+            max_body: spinfer_protocol::MAX_BODY_BYTES,
+            reuse: ReusePolicy::FRESH,
+            cache_dir: Some(engine::default_cache_dir()),
+            pooling: true,
+            environment: Vec::new(),
+            nn: None,
+        }
+    }
+}
+
+/// What every store of a component gets.
+#[derive(Clone)]
+pub struct Sandbox {
+    pub environment: Vec<(String, String)>,
+    /// Host directory → guest path, mounted read-only.
+    pub mounts: Vec<(PathBuf, String)>,
+    pub allowed_outbound_hosts: Vec<String>,
+    pub memory_limit: usize,
+    pub request_timeout: Duration,
+    /// The graphs `wasi:nn` serves, when the host provides it.
+    pub nn: Option<Arc<nn::NnModels>>,
+}
+
+/// How long an instance lives: `max_reuse` requests (1 = a fresh instance per request, as Spin
+/// does for `wasi:http` 0.2), `max_concurrent` at once, at most `idle_timeout` idle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReusePolicy {
+    pub max_reuse: usize,
+    pub max_concurrent: usize,
+    pub idle_timeout: Duration,
+}
+
+impl ReusePolicy {
+    /// A fresh instance per request.
+    pub const FRESH: ReusePolicy = ReusePolicy {
+        max_reuse: 1,
+        max_concurrent: 1,
+        idle_timeout: Duration::from_secs(1),
+    };
+
+    /// Spin 4's defaults for `wasi:http` 0.3 instances: up to 128 requests each, 16 at once,
+    /// dropped after 1 s idle.
+    pub const SPIN: ReusePolicy = ReusePolicy {
+        max_reuse: 128,
+        max_concurrent: 16,
+        idle_timeout: Duration::from_secs(1),
+    };
+}

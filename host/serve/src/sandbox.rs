@@ -1,0 +1,56 @@
+//! What a component's instances get from the manifest and the options: the environment (with
+//! the options' overrides), its file mounts, its outbound allow-list, the limits, and its
+//! wasi-nn graphs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Result, anyhow};
+use spinfer_protocol::contract::MODELS_DIR;
+
+use crate::manifest::{ComponentDef, Manifest};
+use crate::nn::NnModels;
+use crate::{AppOptions, Sandbox};
+
+impl Sandbox {
+    pub fn for_component(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) -> Result<Sandbox> {
+        let mut environment: Vec<(String, String)> = def
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        for (key, value) in &options.environment {
+            environment.retain(|(k, _)| k != key);
+            environment.push((key.clone(), value.clone()));
+        }
+        let mounts = def
+            .files
+            .iter()
+            .map(|mount| {
+                let (source, destination) = mount.paths();
+                (manifest.resolve(&source), destination)
+            })
+            .collect::<Vec<(PathBuf, String)>>();
+        let nn = match options.nn.clone().or_else(|| def.spinfer_tool().nn_options()) {
+            Some(nn_options) => {
+                let models = mounts
+                    .iter()
+                    .find(|(_, guest)| guest == MODELS_DIR)
+                    .map(|(host, _)| host.clone())
+                    .ok_or_else(|| {
+                        anyhow!("wasi-nn serves the models mounted at {MODELS_DIR}, and none is")
+                    })?;
+                Some(Arc::new(NnModels::load(&models, &nn_options)?))
+            }
+            None => None,
+        };
+        Ok(Sandbox {
+            environment,
+            mounts,
+            allowed_outbound_hosts: def.allowed_outbound_hosts.clone(),
+            memory_limit: options.memory_limit,
+            request_timeout: options.request_timeout,
+            nn,
+        })
+    }
+}

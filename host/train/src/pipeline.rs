@@ -1,0 +1,134 @@
+//! `spinfer train`: train, export to ONNX, verify the export with tract, write the artifacts.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, ensure};
+use burn::module::Module;
+use sha2::{Digest, Sha256};
+use spinfer_protocol::card::{ModelCard, PREPROCESSING, TensorSpec};
+
+use crate::metrics::{Report, predictions};
+use spinfer_mnist::{CLASSES, Mnist};
+use spinfer_protocol::contract::{INPUT_NAME, ITEM_SHAPE, OUTPUT_NAME};
+
+use crate::onnx_export::{self, ExportInfo};
+use crate::train::{self, TrainConfig};
+use crate::{plots, verify};
+
+pub struct Artifacts {
+    pub onnx: PathBuf,
+    pub card: ModelCard,
+}
+
+pub fn labels() -> Vec<String> {
+    (0..CLASSES).map(|c| c.to_string()).collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn run(mnist: &Mnist, config: &TrainConfig, name: &str, out: &Path) -> Result<Artifacts> {
+    println!(
+        "training {name} ({:?}) on {} images, validating on {}, {} epochs, batch {}, lr {}, seed {}, {} threads",
+        config.arch,
+        config
+            .limit
+            .map_or(mnist.train.len(), |n| n.min(mnist.train.len())),
+        mnist.validation.len(),
+        config.epochs,
+        config.batch_size,
+        config.lr,
+        config.seed,
+        rayon_threads(),
+    );
+    let trained = train::train(mnist, config);
+
+    let labels = labels();
+    let description = config.arch.describe();
+    let onnx = onnx_export::export(
+        &trained.net.layers(),
+        &ExportInfo {
+            name,
+            version: 1,
+            description: &description,
+            labels: &labels,
+            preprocessing: PREPROCESSING,
+        },
+    );
+
+    // The framework's own answer on the test set, then tract's on the exported file: they must agree.
+    let all: Vec<usize> = (0..mnist.test.len()).collect();
+    let framework_probs = train::probabilities(&trained.net, &mnist.test, &all);
+    let framework = Report::new(&mnist.test.labels, &predictions(&framework_probs));
+    let check = verify::against_tract(&onnx, &mnist.test, &framework_probs)?;
+    println!(
+        "test accuracy {:.2}% (burn) / {:.2}% (tract on the ONNX file); predictions differ on {} images, max |Δp| {:.2e}",
+        framework.accuracy() * 100.0,
+        check.report.accuracy() * 100.0,
+        check.disagreements,
+        check.max_abs_diff
+    );
+    ensure!(
+        check.disagreements == 0,
+        "exported ONNX disagrees with burn on {} test images",
+        check.disagreements
+    );
+
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let onnx_path = out.join(format!("{name}.onnx"));
+    std::fs::write(&onnx_path, &onnx).with_context(|| format!("writing {}", onnx_path.display()))?;
+    let report = check.report;
+    let card = ModelCard {
+        name: name.into(),
+        version: "1".into(),
+        architecture: format!("{:?}", config.arch).to_lowercase(),
+        description,
+        input: TensorSpec {
+            name: INPUT_NAME.into(),
+            shape: [-1].into_iter().chain(ITEM_SHAPE.map(|d| d as i64)).collect(),
+            dtype: "float32".into(),
+        },
+        output: TensorSpec {
+            name: OUTPUT_NAME.into(),
+            shape: vec![-1, CLASSES as i64],
+            dtype: "float32".into(),
+        },
+        preprocessing: PREPROCESSING.into(),
+        labels,
+        test_accuracy: report.accuracy(),
+        per_class_accuracy: report.per_class_accuracy(),
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        learning_rate: config.lr,
+        seed: config.seed,
+        training_seconds: trained.seconds,
+        parameters: trained.net.num_params(),
+        sha256: sha256_hex(&onnx),
+        framework: "burn 0.22 (flex CPU backend, autodiff), Adam, cross-entropy".into(),
+    };
+    let card_path = out.join(format!("{name}.json"));
+    std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")
+        .with_context(|| format!("writing {}", card_path.display()))?;
+    let history_path = out.join(format!("{name}-training.json"));
+    std::fs::write(
+        &history_path,
+        serde_json::to_string_pretty(&trained.history)? + "\n",
+    )?;
+    plots::training_curves(&out.join(format!("{name}-training.png")), name, &trained.history)?;
+    plots::confusion_matrix(&out.join(format!("{name}-confusion.png")), name, &report)?;
+    println!(
+        "wrote {} ({} parameters, {:.1}s training) and its card, curves and confusion matrix",
+        onnx_path.display(),
+        card.parameters,
+        trained.seconds
+    );
+    Ok(Artifacts {
+        onnx: onnx_path,
+        card,
+    })
+}
+
+pub fn rayon_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
