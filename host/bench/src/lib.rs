@@ -185,7 +185,7 @@ impl Setup {
 }
 
 /// The loaded app of the first scenario that matches.
-fn find<'a>(apps: &'a [(Scenario, Arc<App>)], source: Source, reuse: ReusePolicy) -> Option<&'a App> {
+fn find(apps: &[(Scenario, Arc<App>)], source: Source, reuse: ReusePolicy) -> Option<&App> {
     apps.iter()
         .find(|(s, _)| s.source == source && s.reuse == reuse)
         .map(|(_, app)| app.as_ref())
