@@ -1,9 +1,11 @@
-//! The real classifier component, instantiated by wasmtime with wasi-http in process (a fresh
-//! instance per request, as `spinfer up` and Spin run it), through every endpoint.
+//! The real classifier component, instantiated by wasmtime with wasi-http in process (instances
+//! reused as Spin 4 and `spinfer up` run them, or fresh per request), through every endpoint.
 
 use base64::Engine as _;
+use bytes::Bytes;
 use serde_json::{Value, json};
 use spinfer_engine::{Classifier, argmax};
+use spinfer_serve::{AppOptions, ReusePolicy};
 use spinfer_tests::*;
 
 const MODEL: &str = "mnist-cnn";
@@ -291,11 +293,46 @@ fn errors_have_status_and_json_message() {
 }
 
 #[test]
-fn every_request_gets_a_fresh_instance() {
-    let app = app();
-    let before = app.instances_started();
+fn with_a_reuse_count_of_1_every_request_gets_a_fresh_instance() {
+    // `spinfer up --max-instance-reuse-count 1`.
+    let app = app_with(&AppOptions {
+        reuse: ReusePolicy {
+            max_reuse: 1,
+            ..ReusePolicy::SPIN
+        },
+        ..options()
+    });
     for _ in 0..3 {
-        assert_eq!(get("/healthz").status, 200);
+        assert_eq!(call_app(&app, "GET", "/healthz", &[], Bytes::new()).status, 200);
     }
-    assert!(app.instances_started() >= before + 3);
+    assert_eq!(app.instances_started(), 3);
+}
+
+#[test]
+fn instances_are_reused_by_default_as_spin_4_does() {
+    assert_eq!(AppOptions::default().reuse, ReusePolicy::SPIN);
+    assert_eq!(
+        ReusePolicy::SPIN,
+        ReusePolicy {
+            max_reuse: 128,
+            max_concurrent: 16,
+            idle_timeout: std::time::Duration::from_secs(1),
+        }
+    );
+    let app = app_with(&options());
+    for index in 0..5 {
+        let reply = call_app(
+            &app,
+            "POST",
+            "/predict",
+            &[("content-type", "application/json")],
+            serde_json::to_vec(&json!({ "pixels": pixels(index) })).unwrap(),
+        );
+        assert_eq!(reply.status, 200);
+    }
+    assert_eq!(
+        app.instances_started(),
+        1,
+        "five requests in sequence share one instance"
+    );
 }

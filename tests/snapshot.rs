@@ -146,7 +146,7 @@ fn a_fresh_instance_makes_its_default_model_ready() {
     // Another default model than at snapshot time: the snapshot's models still serve, with the
     // app's default.
     let options = AppOptions {
-        environment: vec![("SPINFER_DEFAULT_MODEL".into(), "mnist-seed".into())],
+        variables: vec![("default_model".into(), "mnist-seed".into())],
         ..options()
     };
     let app = load_with(&manifest_with(&snapshot_path(), None), &options);
@@ -167,4 +167,48 @@ fn a_fresh_instance_makes_its_default_model_ready() {
     let handler = app.component_for("/predict").unwrap();
     let error = runtime().block_on(handler.time_ready()).unwrap_err();
     assert!(error.to_string().contains("is not ready"), "{error:#}");
+}
+
+#[test]
+fn the_same_component_snapshots_to_the_same_bytes_and_unchanged_inputs_skip_the_step() {
+    use sha2::{Digest, Sha256};
+    use spinfer_serve::Sandbox;
+    use spinfer_serve::snapshot::{Outcome, snapshot};
+    let manifest = Manifest::load(&root().join("spin.toml")).unwrap();
+    let sandbox =
+        Sandbox::for_component(&manifest, manifest.component("classifier").unwrap(), &options()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (first, second) = (dir.path().join("a.wasm"), dir.path().join("b.wasm"));
+    assert_eq!(
+        snapshot(&component_path(), &sandbox, &first).unwrap(),
+        Outcome::Written
+    );
+    assert_eq!(
+        snapshot(&component_path(), &sandbox, &second).unwrap(),
+        Outcome::Written
+    );
+    let digest = |path: &Path| Sha256::digest(std::fs::read(path).unwrap());
+    assert_eq!(
+        digest(&first),
+        digest(&second),
+        "two snapshots of one component differ"
+    );
+    assert_eq!(
+        digest(&first),
+        digest(&snapshot_path()),
+        "the test's snapshot differs from the build's"
+    );
+    // Unchanged inputs: the step is skipped; another environment is another input.
+    assert_eq!(
+        snapshot(&component_path(), &sandbox, &first).unwrap(),
+        Outcome::UpToDate
+    );
+    let other = Sandbox {
+        environment: vec![("X".into(), "1".into())],
+        ..sandbox
+    };
+    assert_eq!(
+        snapshot(&component_path(), &other, &first).unwrap(),
+        Outcome::Written
+    );
 }

@@ -1,54 +1,33 @@
 //! `spinfer up` as a user runs it: a real process on an ephemeral port, a real HTTP client.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use serde_json::json;
+use spinfer_serve::process::ServerProcess;
 use spinfer_tests::{component_path, pixels, root, spinfer_bin};
 
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start() -> Server {
+/// `spinfer up` on the repo's spin.toml with `args`, environment `env`, on an ephemeral port.
+fn start_with(args: &[&str], env: &[(&str, &str)]) -> ServerProcess {
     component_path();
-    let mut child = Command::new(spinfer_bin())
-        .args(["up", "--listen", "127.0.0.1:0", "-f"])
-        .arg(root().join("spin.toml"))
+    let mut command = ServerProcess::up_command(&spinfer_bin(), &root().join("spin.toml"), args);
+    command
         .env("SPINFER_CACHE_DIR", root().join("target/spinfer-cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spinfer starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.split("http://").nth(1) {
-                let _ = tx.send(url.trim().to_string());
-            }
-        }
-    });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(120))
-        .expect("spinfer up prints its address");
-    Server { child, addr }
+        .env_remove("SPIN_VARIABLE_DEFAULT_MODEL")
+        .envs(env.iter().copied())
+        .stderr(Stdio::inherit());
+    ServerProcess::start(command, Duration::from_secs(120)).expect("spinfer up starts")
+}
+
+fn start() -> ServerProcess {
+    start_with(&[], &[])
 }
 
 async fn send(
-    addr: &str,
+    addr: &std::net::SocketAddr,
     method: &str,
     path: &str,
     body: Option<serde_json::Value>,
@@ -61,7 +40,7 @@ async fn send(
     let mut request = http::Request::builder()
         .method(method)
         .uri(path)
-        .header("host", addr);
+        .header("host", addr.to_string());
     let bytes = match body {
         Some(body) => {
             request = request.header("content-type", "application/json");
@@ -103,7 +82,7 @@ fn serves_predictions_over_tcp() {
         // Concurrent clients.
         let tasks: Vec<_> = (0..16)
             .map(|i| {
-                let addr = server.addr.clone();
+                let addr = server.addr;
                 tokio::spawn(async move {
                     send(&addr, "POST", "/predict", Some(json!({ "pixels": pixels(i) })))
                         .await
@@ -113,6 +92,137 @@ fn serves_predictions_over_tcp() {
             .collect();
         for task in tasks {
             assert_eq!(task.await.unwrap(), 200);
+        }
+    });
+}
+
+/// The model `/predict` serves by default, through a running server.
+fn served_default_model(server: &ServerProcess) -> String {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (status, reply) = send(
+            &server.addr,
+            "POST",
+            "/predict",
+            Some(json!({ "pixels": pixels(0) })),
+        )
+        .await;
+        assert_eq!(status, 200, "{reply}");
+        reply["model"].as_str().unwrap().to_string()
+    })
+}
+
+#[test]
+fn the_default_model_is_a_spin_variable_from_each_source_in_spins_order() {
+    // The manifest's default.
+    assert_eq!(served_default_model(&start()), "mnist-cnn");
+    // SPIN_VARIABLE_<NAME> outranks the default.
+    let env = [("SPIN_VARIABLE_DEFAULT_MODEL", "mnist-seed")];
+    assert_eq!(served_default_model(&start_with(&[], &env)), "mnist-seed");
+    // --variable outranks the environment.
+    let server = start_with(&["--variable", "default_model=mnist-lean"], &env);
+    assert_eq!(served_default_model(&server), "mnist-lean");
+}
+
+#[test]
+fn a_variable_without_a_value_or_a_bad_one_stops_the_start_with_a_clear_error() {
+    let run = |args: &[&str], manifest: &std::path::Path| {
+        let output = Command::new(spinfer_bin())
+            .args(["up", "--listen", "127.0.0.1:0", "-f"])
+            .arg(manifest)
+            .args(args)
+            .env("SPINFER_CACHE_DIR", root().join("target/spinfer-cache"))
+            .output()
+            .unwrap();
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    let spin_toml = root().join("spin.toml");
+    let error = run(&["--variable", "no_such=1"], &spin_toml);
+    assert!(error.contains("no_such"), "{error}");
+    let error = run(&["--variable", "Default-Model=x"], &spin_toml);
+    assert!(error.contains("not a valid variable name"), "{error}");
+
+    // A required variable with no value: the manifest in a temporary folder, its paths absolute.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(&spin_toml)
+        .unwrap()
+        .replace(
+            "default_model = { default = \"mnist-cnn\" }",
+            "default_model = { required = true }",
+        )
+        .replace(
+            "source = \"target/",
+            &format!("source = \"{}/target/", root().display()),
+        )
+        .replace(
+            "source = \"models\"",
+            &format!("source = \"{}/models\"", root().display()),
+        );
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(&manifest, text).unwrap();
+    let error = run(&[], &manifest);
+    assert!(error.contains("\"default_model\" is required"), "{error}");
+}
+
+#[test]
+fn serves_https_with_a_certificate_made_here() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let server = start_with(
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = connector
+            .connect(name, tcp)
+            .await
+            .expect("TLS handshake with the served certificate");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = http::Request::get("/healthz")
+            .header("host", "localhost")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["status"], "ok");
+
+        // Plain HTTP to the HTTPS port gets no answer.
+        let plain = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let handshake = hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(plain)).await;
+        if let Ok((mut sender, connection)) = handshake {
+            tokio::spawn(connection);
+            let request = http::Request::get("/healthz")
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            assert!(sender.send_request(request).await.is_err());
         }
     });
 }

@@ -70,13 +70,15 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
 /// The app of the repo's spin.toml, loaded once per test binary, compiled-component cache in target/.
 pub fn app() -> Arc<App> {
     static APP: OnceLock<Arc<App>> = OnceLock::new();
-    APP.get_or_init(|| {
-        component_path();
-        let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml");
-        let _guard = runtime().enter();
-        Arc::new(App::load(&manifest, &options()).expect("app loads"))
-    })
-    .clone()
+    APP.get_or_init(|| app_with(&options())).clone()
+}
+
+/// A new app of the repo's spin.toml with `options`.
+pub fn app_with(options: &AppOptions) -> Arc<App> {
+    component_path();
+    let manifest = Manifest::load(&root().join("spin.toml")).expect("spin.toml");
+    let _guard = runtime().enter();
+    Arc::new(App::load(&manifest, options).expect("app loads"))
 }
 
 pub struct Reply {

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use spinfer_protocol::ModelCard;
-use spinfer_protocol::contract::{DEFAULT_MODEL_VAR, MODELS_DIR, MODELS_DIR_VAR};
+use spinfer_protocol::contract::{MODELS_DIR, MODELS_DIR_VAR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -53,11 +53,10 @@ impl Catalog {
         std::env::var_os(MODELS_DIR_VAR).map_or_else(|| MODELS_DIR.into(), PathBuf::from)
     }
 
-    /// The catalog a component serves: [`Catalog::models_dir`], with `SPINFER_DEFAULT_MODEL`
-    /// as the default model when set.
-    pub fn from_env() -> Result<Catalog, CatalogError> {
-        let default = std::env::var(DEFAULT_MODEL_VAR).ok();
-        Catalog::open(&Catalog::models_dir(), default.as_deref())
+    /// The catalog a component serves: the models of [`Catalog::models_dir`], with `default`
+    /// (the app's `default_model` variable) as the default model.
+    pub fn mounted(default: Option<&str>) -> Result<Catalog, CatalogError> {
+        Catalog::open(&Catalog::models_dir(), default)
     }
 
     /// The models of `dir`; `default` (else the first by name) is the default model.

@@ -18,16 +18,21 @@ thread_local! {
     static BACKEND: OnceCell<Result<nn::NnBackend, String>> = const { OnceCell::new() };
 }
 
-fn open() -> Result<nn::NnBackend, String> {
-    Catalog::from_env()
+fn open(default: Option<&str>) -> Result<nn::NnBackend, String> {
+    Catalog::mounted(default)
         .map(nn::NnBackend::new)
         .map_err(|e| e.to_string())
 }
 
 #[http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
+    let default = spinfer_spin_http::default_model().await;
     spinfer_spin_http::serve(request, |request| {
-        BACKEND.with(|cell| match cell.get_or_init(open) {
+        let default = match default {
+            Ok(default) => default,
+            Err(error) => return spinfer_protocol::Response::error(&error),
+        };
+        BACKEND.with(|cell| match cell.get_or_init(|| open(default.as_deref())) {
             Ok(backend) => spinfer_protocol::handle(backend, request),
             Err(error) => spinfer_protocol::Response::error(&ApiError::not_ready(error.clone())),
         })

@@ -14,7 +14,11 @@ use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
-    spinfer_spin_http::serve(request, |request| match models::store() {
+    let store = match spinfer_spin_http::default_model().await {
+        Ok(default) => models::store(default.as_deref()),
+        Err(error) => Err(error),
+    };
+    spinfer_spin_http::serve(request, |request| match store {
         Ok(store) => spinfer_protocol::handle(store.as_ref(), request),
         Err(error) => spinfer_protocol::Response::error(&error),
     })

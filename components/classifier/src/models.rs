@@ -4,7 +4,7 @@
 //! the snapshot starts with the models parsed and optimised. Its first request then checks the
 //! mounted models against the snapshotted ones (names, card SHA-256s, file lengths) and reloads
 //! from the files when anything changed, so a model swap never serves stale weights. The default
-//! model is the app's (`SPINFER_DEFAULT_MODEL`), whatever it was at snapshot time.
+//! model is the app's (the `default_model` Spin variable), whatever it was at snapshot time.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,19 +23,20 @@ enum State {
 
 static STATE: Mutex<State> = Mutex::new(State::Empty);
 
-fn open() -> Result<ModelStore, ApiError> {
-    Catalog::from_env()
+fn open(default: Option<&str>) -> Result<ModelStore, ApiError> {
+    Catalog::mounted(default)
         .map(ModelStore::new)
         .map_err(|e| ApiError::not_ready(e.to_string()))
 }
 
-/// The store for this request: loaded, or checked against the mounted files once per instance.
-pub fn store() -> Result<Arc<ModelStore>, ApiError> {
+/// The store for this request, `default` its default model: loaded, or checked against the
+/// mounted files once per instance.
+pub fn store(default: Option<&str>) -> Result<Arc<ModelStore>, ApiError> {
     let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
     if let State::Verified(store) = &*state {
         return Ok(store.clone());
     }
-    let mounted = open()?;
+    let mounted = open(default)?;
     let store = Arc::new(match std::mem::replace(&mut *state, State::Empty) {
         State::Snapshot(snapshot) if snapshot.catalog().fingerprint() == mounted.catalog().fingerprint() => {
             snapshot.with_default(mounted.catalog().default.clone())
@@ -52,7 +53,7 @@ pub fn store() -> Result<Arc<ModelStore>, ApiError> {
 
 /// Loads every model now, for the snapshot; each instance made from it checks them first.
 pub fn preload_for_snapshot() {
-    let Ok(store) = open() else {
+    let Ok(store) = open(None) else {
         return; // nothing to snapshot; requests load from the files
     };
     if store.preload().is_err() {
@@ -62,8 +63,8 @@ pub fn preload_for_snapshot() {
 }
 
 /// Makes the default model servable in this instance and returns its name.
-pub fn ready() -> Result<String, ApiError> {
-    let store = store()?;
+pub fn ready(default: Option<&str>) -> Result<String, ApiError> {
+    let store = store(default)?;
     let name = store
         .catalog()
         .default

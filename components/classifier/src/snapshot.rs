@@ -30,7 +30,9 @@ impl Guest for Snapshot {
     }
 
     fn ready() -> Result<String, String> {
-        crate::models::ready().map_err(|e| e.message)
+        // A plain export, so the variable's async read runs to completion here.
+        let default = wit_bindgen::block_on(spinfer_spin_http::default_model()).map_err(|e| e.message)?;
+        crate::models::ready(default.as_deref()).map_err(|e| e.message)
     }
 }
 

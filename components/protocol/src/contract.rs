@@ -20,5 +20,6 @@ pub const OUTPUT_NAME: &str = "probs";
 pub const MODELS_DIR: &str = "/models";
 /// Overrides [`MODELS_DIR`] (tests and local runs).
 pub const MODELS_DIR_VAR: &str = "SPINFER_MODELS_DIR";
-/// The model `/predict` serves when the request names none.
-pub const DEFAULT_MODEL_VAR: &str = "SPINFER_DEFAULT_MODEL";
+/// The Spin application variable (and component variable) that names the model `/predict`
+/// serves when the request names none; without it, the first model by name.
+pub const DEFAULT_MODEL_VARIABLE: &str = "default_model";

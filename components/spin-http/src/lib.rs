@@ -4,7 +4,20 @@
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use spin_sdk::http::Request;
+use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
 use spinfer_protocol::{ApiError, MAX_BODY_BYTES};
+
+/// The app's default model: the `default_model` Spin variable, or `None` when the component
+/// defines none (the first model by name is then the default).
+pub async fn default_model() -> Result<Option<String>, ApiError> {
+    match spin_sdk::variables::get(DEFAULT_MODEL_VARIABLE).await {
+        Ok(value) => Ok(Some(value)),
+        Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+        Err(e) => Err(ApiError::not_ready(format!(
+            "cannot read the {DEFAULT_MODEL_VARIABLE} variable: {e}"
+        ))),
+    }
+}
 
 async fn respond(
     request: Request,

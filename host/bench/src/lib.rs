@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
-use spinfer_protocol::contract::DEFAULT_MODEL_VAR;
+use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
 use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
 use spinfer_serve::process::ServerProcess;
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
@@ -121,8 +121,13 @@ impl Setup {
         let model = config
             .model
             .clone()
-            .or_else(|| def.environment.get(DEFAULT_MODEL_VAR).cloned())
-            .ok_or_else(|| anyhow!("no --model and no {DEFAULT_MODEL_VAR} in the manifest"))?;
+            .or_else(|| {
+                manifest
+                    .variables
+                    .get(DEFAULT_MODEL_VARIABLE)
+                    .and_then(|v| v.default.clone())
+            })
+            .ok_or_else(|| anyhow!("no --model and no {DEFAULT_MODEL_VARIABLE} default in the manifest"))?;
         let snapshot = manifest.resolve(&def.source);
         let plain = snapshot
             .to_str()
@@ -143,7 +148,7 @@ impl Setup {
     fn options(&self, reuse: ReusePolicy, nn: Option<NnOptions>) -> AppOptions {
         AppOptions {
             reuse,
-            environment: vec![(DEFAULT_MODEL_VAR.to_string(), self.model.clone())],
+            variables: vec![(DEFAULT_MODEL_VARIABLE.to_string(), self.model.clone())],
             nn,
             ..AppOptions::default()
         }
@@ -291,7 +296,7 @@ pub fn run(config: &BenchConfig) -> Result<String> {
         for (scenario, app) in apps {
             let listener = TcpListener::bind("127.0.0.1:0").await?;
             let addr = listener.local_addr()?;
-            tokio::spawn(server::serve(app, listener, std::future::pending()));
+            tokio::spawn(server::serve(app, listener, None, std::future::pending()));
             targets.push(Target {
                 name: scenario.label.into(),
                 addr,

@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use spinfer_protocol::contract::DEFAULT_MODEL_VAR;
+use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
 use spinfer_serve::App;
 use spinfer_serve::process::ServerProcess;
 
@@ -23,8 +23,11 @@ pub fn cold_start(
     expected_label: u64,
 ) -> Result<Duration> {
     let started = Instant::now();
-    let mut command =
-        ServerProcess::up_command(exe, manifest, &["--env", &format!("{DEFAULT_MODEL_VAR}={model}")]);
+    let mut command = ServerProcess::up_command(
+        exe,
+        manifest,
+        &["--variable", &format!("{DEFAULT_MODEL_VARIABLE}={model}")],
+    );
     command.env("RUST_LOG", "warn");
     let server = ServerProcess::start(command, Duration::from_secs(120))?;
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -16,11 +16,18 @@ use crate::epoch::EpochTicker;
 use crate::handler::ComponentHandler;
 use crate::manifest::{Manifest, Route};
 use crate::store::linker;
-use crate::{AppOptions, Sandbox};
+use crate::{AppOptions, Connection, Sandbox, spin_headers};
+
+/// A route of the manifest (as written, and parsed) and the handler it goes to.
+struct RouteEntry {
+    raw: String,
+    route: Route,
+    handler: ProxyHandler<ComponentHandler>,
+}
 
 pub struct App {
     pub name: String,
-    routes: Vec<(Route, ProxyHandler<ComponentHandler>)>,
+    routes: Vec<RouteEntry>,
     max_body: usize,
     next_request: AtomicU64,
     _ticker: EpochTicker,
@@ -43,7 +50,6 @@ impl App {
         let engine = engine(&EngineOptions {
             memory_limit: options.memory_limit,
             pooling: options.pooling,
-            max_instances: 128,
         })?;
         let mut routes = Vec::new();
         for trigger in &manifest.trigger.http {
@@ -63,10 +69,14 @@ impl App {
                 abi = if handler.is_p3() { "wasi:http/handler@0.3" } else { "wasi:http/incoming-handler@0.2" },
                 "route ready"
             );
-            routes.push((Route::parse(&trigger.route), ProxyHandler::new(handler)));
+            routes.push(RouteEntry {
+                raw: trigger.route.clone(),
+                route: Route::parse(&trigger.route),
+                handler: ProxyHandler::new(handler),
+            });
         }
         // Most specific first, so the first match wins.
-        routes.sort_by_key(|(route, _)| std::cmp::Reverse(route.specificity()));
+        routes.sort_by_key(|entry| std::cmp::Reverse(entry.route.specificity()));
         Ok(App {
             name: manifest.application.name.clone(),
             routes,
@@ -78,22 +88,19 @@ impl App {
 
     /// The handler of the component the route `path` goes to.
     pub fn component_for(&self, path: &str) -> Option<&ComponentHandler> {
-        self.route(path).map(|handler| handler.state())
+        self.route(path).map(|entry| entry.handler.state())
     }
 
     /// The first (most specific) route that matches `path`.
-    fn route(&self, path: &str) -> Option<&ProxyHandler<ComponentHandler>> {
-        self.routes
-            .iter()
-            .find(|(route, _)| route.matches(path))
-            .map(|(_, handler)| handler)
+    fn route(&self, path: &str) -> Option<&RouteEntry> {
+        self.routes.iter().find(|entry| entry.route.matches(path))
     }
 
     /// Instances started so far, across components.
     pub fn instances_started(&self) -> u64 {
         self.routes
             .iter()
-            .map(|(_, h)| h.state().instances_started())
+            .map(|entry| entry.handler.state().instances_started())
             .sum()
     }
 
@@ -125,7 +132,7 @@ impl App {
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let path = request.uri().path().to_string();
-        let Some(handler) = self.route(&path) else {
+        let Some(entry) = self.route(&path) else {
             return error_response(&ApiError::not_found(format!("no route for {path}")));
         };
         let too_large = request
@@ -136,7 +143,20 @@ impl App {
         if too_large {
             return error_response(&ApiError::payload_too_large(self.max_body));
         }
-        let (parts, incoming) = request.into_parts();
+        let (mut parts, incoming) = request.into_parts();
+        let connection = parts
+            .extensions
+            .get::<Connection>()
+            .copied()
+            .unwrap_or(Connection::IN_PROCESS);
+        spin_headers::apply(
+            &mut parts.headers,
+            &parts.uri,
+            &entry.raw,
+            &entry.route,
+            &connection,
+        );
+        let handler = &entry.handler;
         let bytes = match Limited::new(incoming, self.max_body).collect().await {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {

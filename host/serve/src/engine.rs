@@ -15,8 +15,48 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 pub struct EngineOptions {
     pub memory_limit: usize,
     pub pooling: bool,
-    /// Instances the pooling allocator can hold at once.
-    pub max_instances: u32,
+}
+
+/// Spin's pooling-allocator defaults (its `crates/core`), each overridable by the environment
+/// variable Spin reads, so that an instance costs the same under `spinfer up` as under `spin up`.
+/// `SPIN_MAX_INSTANCE_COUNT` (1,000) sizes the pool; the others default to multiples of it.
+pub fn pooling_config(memory_limit: usize) -> Result<PoolingAllocationConfig> {
+    const MIB: usize = 1 << 20;
+    let max_instances: u32 = env("SPIN_MAX_INSTANCE_COUNT", 1_000)?;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(env("SPIN_WASMTIME_INSTANCE_COUNT", max_instances)?)
+        .total_memories(env("SPIN_WASMTIME_TOTAL_MEMORIES", max_instances)?)
+        .total_tables(env("SPIN_WASMTIME_TOTAL_TABLES", 2 * max_instances)?)
+        .total_stacks(env("SPIN_WASMTIME_TOTAL_STACKS", max_instances)?)
+        .total_core_instances(env("SPIN_WASMTIME_TOTAL_CORE_INSTANCES", 4 * max_instances)?)
+        .table_elements(env("SPIN_WASMTIME_INSTANCE_TABLE_ELEMENTS", 100_000)?)
+        .max_component_instance_size(env("SPIN_WASMTIME_INSTANCE_SIZE", 10 * MIB)?)
+        .max_core_instance_size(env("SPIN_WASMTIME_CORE_INSTANCE_SIZE", 10 * MIB)?)
+        .max_core_instances_per_component(env("SPIN_WASMTIME_CORE_INSTANCE_COUNT", 200)?)
+        .max_tables_per_component(env("SPIN_WASMTIME_INSTANCE_TABLES", 64)?)
+        .max_memories_per_component(env("SPIN_WASMTIME_INSTANCE_MEMORIES", 32)?)
+        .max_tables_per_module(env("SPIN_WASMTIME_MAX_TABLES_PER_MODULE", 2)?)
+        .max_memories_per_module(env("SPIN_WASMTIME_MAX_MEMORIES_PER_MODULE", 2)?)
+        // Spin allows 4 GiB and limits through the store; `spinfer up` has a per-instance
+        // limit (`--memory-limit-mb`), so the pool's slots need be no larger than it.
+        .max_memory_size(memory_limit)
+        .linear_memory_keep_resident(env("SPIN_WASMTIME_LINEAR_MEMORY_KEEP_RESIDENT", 2 * MIB)?)
+        .table_keep_resident(env("SPIN_WASMTIME_TABLE_KEEP_RESIDENT", MIB / 2)?);
+    Ok(pool)
+}
+
+/// `name` from the environment, parsed, else `default`; a value that does not parse is an error
+/// (Spin panics on one).
+fn env<T: std::str::FromStr>(name: &str, default: T) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Ok(value) => value
+            .parse()
+            .map_err(|e| anyhow!("{name}={value} is not a valid value: {e}")),
+        Err(_) => Ok(default),
+    }
 }
 
 pub fn engine(options: &EngineOptions) -> Result<Engine> {
@@ -26,15 +66,9 @@ pub fn engine(options: &EngineOptions) -> Result<Engine> {
     config.epoch_interruption(true);
     config.memory_init_cow(true);
     if options.pooling {
-        let mut pool = PoolingAllocationConfig::default();
-        let n = options.max_instances;
-        pool.total_component_instances(n);
-        pool.total_core_instances(n * 8);
-        pool.total_memories(n * 4);
-        pool.total_tables(n * 8);
-        pool.total_stacks(n * 4);
-        pool.max_memory_size(options.memory_limit);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config(
+            options.memory_limit,
+        )?));
     }
     Engine::new(&config).map_err(|e| anyhow!("{e:#}"))
 }

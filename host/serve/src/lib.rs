@@ -24,8 +24,11 @@ pub mod reuse;
 pub mod sandbox;
 pub mod server;
 pub mod snapshot;
+pub mod spin_headers;
 pub mod store;
+pub mod variables;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +48,9 @@ pub struct AppOptions {
     pub pooling: bool,
     /// Environment added to (and overriding) each component's manifest `environment`.
     pub environment: Vec<(String, String)>,
+    /// Application variables, `--variable key=value`: they outrank `SPIN_VARIABLE_*` and the
+    /// manifest's defaults.
+    pub variables: Vec<(String, String)>,
     /// Overrides the manifest's `[component.<id>.tool.spinfer]` wasi-nn settings.
     pub nn: Option<nn::NnOptions>,
 }
@@ -55,13 +61,31 @@ impl Default for AppOptions {
             memory_limit: 128 << 20,
             request_timeout: Duration::from_secs(30),
             max_body: spinfer_protocol::MAX_BODY_BYTES,
-            reuse: ReusePolicy::FRESH,
+            reuse: ReusePolicy::SPIN,
             cache_dir: Some(engine::default_cache_dir()),
             pooling: true,
             environment: Vec::new(),
+            variables: Vec::new(),
             nn: None,
         }
     }
+}
+
+/// Where a request came from: the server puts it in the request's extensions; the app passes
+/// it to the component as Spin does (`spin-client-addr`, `spin-full-url`).
+#[derive(Clone, Copy, Debug)]
+pub struct Connection {
+    pub client: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+}
+
+impl Connection {
+    /// A request made in process (tests, benchmarks), not over a socket.
+    pub const IN_PROCESS: Connection = Connection {
+        client: SocketAddr::V4(std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0)),
+        scheme: "http",
+    };
 }
 
 /// What every store of a component gets.
@@ -71,6 +95,8 @@ pub struct Sandbox {
     /// Host directory → guest path, mounted read-only.
     pub mounts: Vec<(PathBuf, String)>,
     pub allowed_outbound_hosts: Vec<String>,
+    /// What `spin:variables/variables.get` answers.
+    pub variables: variables::ComponentVariables,
     pub memory_limit: usize,
     pub request_timeout: Duration,
     /// The graphs `wasi:nn` serves, when the host provides it.

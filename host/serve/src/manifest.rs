@@ -15,6 +15,9 @@ pub struct Manifest {
     pub trigger: Triggers,
     #[serde(default)]
     pub component: BTreeMap<String, ComponentDef>,
+    /// `[variables]`: the application variables.
+    #[serde(default)]
+    pub variables: BTreeMap<String, crate::variables::VariableDef>,
     /// Directory the manifest's relative paths start from.
     #[serde(skip)]
     pub root: PathBuf,
@@ -48,6 +51,9 @@ pub struct ComponentDef {
     pub allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
+    /// `[component.<id>.variables]`: the component's variables, templates over `[variables]`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, String>,
     pub build: Option<Build>,
     /// Settings for tools other than Spin, `[component.<id>.tool.<name>]` as Spin allows.
     #[serde(default)]
@@ -121,6 +127,22 @@ impl Route {
                     && (path.len() == prefix.len() || path[prefix.len()..].starts_with('/'))
             }
             Route::Exact(exact) => path.trim_end_matches('/') == exact,
+        }
+    }
+
+    /// What the route's wildcard matched of `path` (`spin-path-info`): the rest after the
+    /// prefix, or nothing for an exact route.
+    pub fn path_info<'p>(&self, path: &'p str) -> &'p str {
+        match self {
+            Route::Prefix(prefix) => path.get(prefix.len()..).unwrap_or(""),
+            Route::Exact(_) => "",
+        }
+    }
+
+    /// The route without its wildcard (`spin-component-route`).
+    pub fn component_route(&self) -> &str {
+        match self {
+            Route::Prefix(prefix) | Route::Exact(prefix) => prefix,
         }
     }
 
@@ -242,6 +264,10 @@ mod tests {
                 .command
                 .contains("wasm32-wasip2")
         );
-        assert_eq!(component.environment["SPINFER_DEFAULT_MODEL"], "mnist-cnn");
+        assert_eq!(component.variables["default_model"], "{{ default_model }}");
+        assert_eq!(
+            manifest.variables["default_model"].default.as_deref(),
+            Some("mnist-cnn")
+        );
     }
 }

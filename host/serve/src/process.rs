@@ -10,18 +10,16 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow};
 
 /// The line a server prints once it listens; what [`ServerProcess::start`] waits for.
-pub fn banner(app: &str, addr: SocketAddr) -> String {
-    format!("spinfer: serving {app} on http://{addr}")
+pub fn banner(app: &str, scheme: &str, addr: SocketAddr) -> String {
+    format!("spinfer: serving {app} on {scheme}://{addr}")
 }
 
-/// The address in a [`banner`]-style line (`… http://<addr>`).
+/// The address in a [`banner`]-style line (`… http://<addr>` or `… https://<addr>`).
 fn address_in(line: &str) -> Option<SocketAddr> {
-    line.split("http://")
-        .nth(1)?
-        .trim()
-        .trim_end_matches('/')
-        .parse()
-        .ok()
+    let (_, rest) = line
+        .split_once("http://")
+        .or_else(|| line.split_once("https://"))?;
+    rest.trim().trim_end_matches('/').parse().ok()
 }
 
 /// A child server that is killed (and reaped) when dropped, also when a test fails.
@@ -91,7 +89,8 @@ mod tests {
     #[test]
     fn the_banner_carries_a_parsable_address() {
         let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
-        assert_eq!(address_in(&banner("spinfer", addr)), Some(addr));
+        assert_eq!(address_in(&banner("spinfer", "http", addr)), Some(addr));
+        assert_eq!(address_in(&banner("spinfer", "https", addr)), Some(addr));
         assert_eq!(
             address_in("listening on http://127.0.0.1:8080/"),
             "127.0.0.1:8080".parse().ok()

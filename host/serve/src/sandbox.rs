@@ -10,6 +10,7 @@ use spinfer_protocol::contract::MODELS_DIR;
 
 use crate::manifest::{ComponentDef, Manifest};
 use crate::nn::NnModels;
+use crate::variables::{ComponentVariables, resolve_app};
 use crate::{AppOptions, Sandbox};
 
 impl Sandbox {
@@ -44,10 +45,14 @@ impl Sandbox {
             }
             None => None,
         };
+        let app_variables = resolve_app(&manifest.variables, &options.variables, |key| {
+            std::env::var(key).ok()
+        })?;
         Ok(Sandbox {
             environment,
             mounts,
             allowed_outbound_hosts: def.allowed_outbound_hosts.clone(),
+            variables: ComponentVariables::resolve(&def.variables, &app_variables)?,
             memory_limit: options.memory_limit,
             request_timeout: options.request_timeout,
             nn,

@@ -10,6 +10,7 @@ use wasmtime_wasi_nn::wit::{WasiNnCtx, WasiNnView};
 
 use crate::Sandbox;
 use crate::outbound::OutboundPolicy;
+use crate::variables::{self, ComponentVariables};
 
 /// The per-store host state.
 pub struct Host {
@@ -18,6 +19,7 @@ pub struct Host {
     http: WasiHttpCtx,
     hooks: OutboundPolicy,
     limits: StoreLimits,
+    variables: ComponentVariables,
     nn: Option<WasiNnCtx>,
 }
 
@@ -48,6 +50,7 @@ pub fn linker(engine: &Engine, nn: bool) -> Result<Linker<Host>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
     wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(err)?;
     wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(err)?;
+    variables::add_to_linker(&mut linker, |host: &mut Host| &host.variables).map_err(err)?;
     if nn {
         wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |host: &mut Host| {
             let ctx = host
@@ -63,6 +66,16 @@ pub fn linker(engine: &Engine, nn: bool) -> Result<Linker<Host>> {
 
 /// A store with the sandbox's WASI environment, read-only mounts, outbound policy and limits.
 pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
+    new_store_with(engine, sandbox, |_| {})
+}
+
+/// [`new_store`], with `configure` adjusting the WASI context last (the snapshot makes its
+/// randomness and clocks deterministic).
+pub fn new_store_with(
+    engine: &Engine,
+    sandbox: &Sandbox,
+    configure: impl FnOnce(&mut WasiCtxBuilder),
+) -> Result<Store<Host>> {
     let mut wasi = WasiCtxBuilder::new();
     wasi.inherit_stdout().inherit_stderr();
     wasi.envs(&sandbox.environment);
@@ -77,6 +90,7 @@ pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
     wasi.allow_tcp(network)
         .allow_udp(network)
         .allow_ip_name_lookup(network);
+    configure(&mut wasi);
     let host = Host {
         table: ResourceTable::new(),
         wasi: wasi.build(),
@@ -86,6 +100,7 @@ pub fn new_store(engine: &Engine, sandbox: &Sandbox) -> Result<Store<Host>> {
             .memory_size(sandbox.memory_limit)
             .trap_on_grow_failure(true)
             .build(),
+        variables: sandbox.variables.clone(),
         nn: sandbox.nn.as_ref().map(|nn| nn.context()),
     };
     let mut store = Store::new(engine, host);

@@ -28,6 +28,7 @@ impl SnapshotCommand {
             &manifest.resolve(&self.wasm),
             &sandbox,
             &manifest.resolve(&self.out),
-        )
+        )?;
+        Ok(())
     }
 }

@@ -26,8 +26,9 @@ pub struct UpCommand {
     /// Largest accepted request body, in bytes (larger ones get 413).
     #[arg(long, default_value_t = spinfer_protocol::MAX_BODY_BYTES)]
     max_body: usize,
-    /// Requests one `wasi:http` 0.3 instance may serve; 1 = a fresh instance per request.
-    #[arg(long, default_value_t = ReusePolicy::FRESH.max_reuse)]
+    /// Requests one `wasi:http` 0.3 instance may serve (Spin 4's default); 1 = a fresh instance
+    /// per request. `wasi:http` 0.2 components always get a fresh instance.
+    #[arg(long, default_value_t = ReusePolicy::SPIN.max_reuse)]
     max_instance_reuse_count: usize,
     /// Requests one 0.3 instance may serve at once when reused.
     #[arg(long, default_value_t = ReusePolicy::SPIN.max_concurrent)]
@@ -42,8 +43,18 @@ pub struct UpCommand {
     #[arg(long)]
     no_pooling: bool,
     /// Extra environment for the components, KEY=VALUE (overrides the manifest).
-    #[arg(short = 'e', long = "env", value_parser = parse_env)]
+    #[arg(short = 'e', long = "env", value_parser = parse_pair)]
     env: Vec<(String, String)>,
+    /// An application variable, key=value; outranks SPIN_VARIABLE_<KEY> and the manifest's
+    /// default, as in `spin up`.
+    #[arg(long = "variable", value_parser = parse_pair)]
+    variables: Vec<(String, String)>,
+    /// A PEM certificate (chain) to serve HTTPS with; needs --tls-key.
+    #[arg(long, requires = "tls_key", env = "SPIN_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert", env = "SPIN_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Provide `wasi:nn` with this native backend (overrides `[component.<id>.tool.spinfer] nn`).
     #[arg(long, value_enum)]
     nn: Option<NnBackend>,
@@ -52,7 +63,7 @@ pub struct UpCommand {
     nn_target: NnTarget,
 }
 
-fn parse_env(raw: &str) -> Result<(String, String), String> {
+fn parse_pair(raw: &str) -> Result<(String, String), String> {
     raw.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .ok_or_else(|| format!("{raw:?} is not KEY=VALUE"))
@@ -72,6 +83,7 @@ impl UpCommand {
             cache_dir: (!self.no_cache).then(engine::default_cache_dir),
             pooling: !self.no_pooling,
             environment: self.env.clone(),
+            variables: self.variables.clone(),
             nn: self.nn.map(|backend| NnOptions {
                 backend,
                 target: self.nn_target,
@@ -85,13 +97,18 @@ impl UpCommand {
             manifest.build()?;
         }
         let options = self.options();
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(server::tls_config(cert, key)?),
+            _ => None,
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async {
             let app = Arc::new(App::load(&manifest, &options)?);
             let listener = server::bind(self.listen).await?;
             // The line tests and scripts wait for.
-            println!("{}", process::banner(&app.name, listener.local_addr()?));
-            server::serve(app, listener, async {
+            println!("{}", process::banner(&app.name, scheme, listener.local_addr()?));
+            server::serve(app, listener, tls, async {
                 tokio::signal::ctrl_c().await.ok();
             })
             .await
