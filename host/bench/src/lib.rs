@@ -67,12 +67,12 @@ pub fn scenarios() -> Vec<Scenario> {
             ReusePolicy::FRESH,
         ),
         row(
-            "(c) component, snapshot, fresh instance",
+            "(c) component, snapshot, fresh instance (--max-instance-reuse-count 1)",
             Source::Snapshot,
             ReusePolicy::FRESH,
         ),
         row(
-            "(d) component, snapshot, instance reuse 128/16/1 s",
+            "(d) component, snapshot, instance reuse 128/16/1 s (default, as Spin 4)",
             Source::Snapshot,
             ReusePolicy::SPIN,
         ),
