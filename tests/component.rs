@@ -8,7 +8,7 @@ use spinfer_engine::{Classifier, argmax};
 use spinfer_serve::{AppOptions, ReusePolicy};
 use spinfer_tests::*;
 
-const MODEL: &str = "mnist-cnn";
+const MODEL: &str = "mnist-compact";
 
 fn label_of(reply: &Reply) -> usize {
     assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
@@ -35,7 +35,7 @@ fn healthz_lists_the_models() {
 
 #[test]
 fn labels_equal_native_tract_on_real_test_images() {
-    let native = Classifier::from_path(&root().join("models/mnist-cnn.onnx")).unwrap();
+    let native = Classifier::from_path(&root().join(format!("models/{MODEL}.onnx"))).unwrap();
     let test = test_set();
     let mut correct = 0;
     for index in 0..120 {
@@ -335,4 +335,43 @@ fn instances_are_reused_by_default_as_spin_4_does() {
         1,
         "five requests in sequence share one instance"
     );
+}
+
+#[test]
+fn past_the_in_flight_limit_requests_are_shed_with_503_and_retry_after() {
+    let app = app_with(&AppOptions {
+        max_in_flight: 1,
+        ..options()
+    });
+    // Request A holds the only slot while its body is still coming.
+    let (sender, receiver) =
+        tokio::sync::mpsc::channel::<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>>(1);
+    let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(receiver));
+    let request = http::Request::post("/predict")
+        .header("content-type", "application/json")
+        .body(body)
+        .unwrap();
+    let runtime = runtime();
+    let first = {
+        let app = app.clone();
+        runtime.spawn(async move { app.handle(request).await.status() })
+    };
+    // Request B finds no slot: an immediate 503 that says when to retry.
+    let shed = (0..500)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            call_app(&app, "GET", "/healthz", &[], Bytes::new())
+        })
+        .find(|reply| reply.status == 503)
+        .expect("a second request is shed while the first holds the only slot");
+    assert_eq!(shed.header("retry-after"), Some("1"));
+    assert!(shed.assert_error(503).contains("capacity"));
+    // A finishes normally, and the slot is free again.
+    let pixels = serde_json::to_vec(&json!({ "pixels": pixels(0) })).unwrap();
+    runtime
+        .block_on(sender.send(Ok(hyper::body::Frame::data(Bytes::from(pixels)))))
+        .unwrap();
+    drop(sender);
+    assert_eq!(runtime.block_on(first).unwrap(), 200);
+    assert_eq!(call_app(&app, "GET", "/healthz", &[], Bytes::new()).status, 200);
 }

@@ -30,6 +30,8 @@ fn nn_app_with(
                 source: models.to_path_buf(),
                 destination: "/models".into(),
             }];
+        // The test's folder holds mnist-cnn; the app's default names it.
+        manifest.variables.get_mut("default_model").unwrap().default = Some("mnist-cnn".into());
     }
     let options = AppOptions {
         nn: Some(NnOptions { backend, target }),

@@ -19,6 +19,8 @@ fn manifest_with(source: &Path, models: Option<&Path>) -> Manifest {
             source: models.to_path_buf(),
             destination: "/models".into(),
         }];
+        // The test's folders hold mnist-cnn (or nothing); the app's default names it.
+        manifest.variables.get_mut("default_model").unwrap().default = Some("mnist-cnn".into());
     }
     manifest
 }
@@ -141,7 +143,7 @@ fn a_fresh_instance_makes_its_default_model_ready() {
             .component_for("/predict")
             .expect("a component serves /predict");
         let timing = runtime().block_on(handler.time_ready()).expect("ready");
-        assert_eq!(timing.model, "mnist-cnn", "{}", source.display());
+        assert_eq!(timing.model, "mnist-compact", "{}", source.display());
     }
     // Another default model than at snapshot time: the snapshot's models still serve, with the
     // app's default.

@@ -115,7 +115,7 @@ fn served_default_model(server: &ServerProcess) -> String {
 #[test]
 fn the_default_model_is_a_spin_variable_from_each_source_in_spins_order() {
     // The manifest's default.
-    assert_eq!(served_default_model(&start()), "mnist-cnn");
+    assert_eq!(served_default_model(&start()), "mnist-compact");
     // SPIN_VARIABLE_<NAME> outranks the default.
     let env = [("SPIN_VARIABLE_DEFAULT_MODEL", "mnist-seed")];
     assert_eq!(served_default_model(&start_with(&[], &env)), "mnist-seed");
@@ -148,7 +148,7 @@ fn a_variable_without_a_value_or_a_bad_one_stops_the_start_with_a_clear_error() 
     let text = std::fs::read_to_string(&spin_toml)
         .unwrap()
         .replace(
-            "default_model = { default = \"mnist-cnn\" }",
+            "default_model = { default = \"mnist-compact\" }",
             "default_model = { required = true }",
         )
         .replace(

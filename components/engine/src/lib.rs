@@ -1,6 +1,7 @@
 //! tract-onnx inference for Spinfer models, shared by the wasm component, the native host and
 //! the benchmarks: parse and optimise an ONNX classifier once, then run batches of images.
 
+pub mod cost;
 mod store;
 
 pub use store::ModelStore;

@@ -31,6 +31,23 @@ pub struct ModelCard {
     /// SHA-256 of the `.onnx` file, lowercase hex.
     pub sha256: String,
     pub framework: String,
+    // What later cards add (absent from older ones, so those stay as they were written).
+    /// Multiply-adds per image, counted from the ONNX graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiply_adds: Option<u64>,
+    /// The epoch kept: the best on the 5k validation split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub best_epoch: Option<usize>,
+    /// Learning-rate schedule and augmentation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_recipe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intended_use: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limitations: Option<String>,
+    /// The training data and its licence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_data: Option<String>,
 }
 
 impl ModelCard {

@@ -70,6 +70,15 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 
+    /// 503 because the server is at capacity: the client should retry after a moment
+    /// (`Retry-After` says when).
+    pub fn overloaded() -> ApiError {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is at capacity; retry after the time Retry-After gives",
+        )
+    }
+
     /// 504: the request ran past its deadline.
     pub fn deadline_exceeded() -> ApiError {
         Self::new(StatusCode::GATEWAY_TIMEOUT, "the request exceeded its deadline")

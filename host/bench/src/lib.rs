@@ -7,13 +7,14 @@
 //! The rows are data ([`scenarios`]); the load generator is [`load`], the other measurements
 //! are [`probes`], the native baseline is [`native`].
 
+pub mod frontier;
 pub mod load;
 pub mod native;
 pub mod probes;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
@@ -23,7 +24,7 @@ use spinfer_serve::process::ServerProcess;
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
 use tokio::net::TcpListener;
 
-use crate::load::{LoadOptions, Target, median};
+use crate::load::{LoadOptions, Target};
 
 pub struct BenchConfig {
     pub manifest: PathBuf,
@@ -213,16 +214,7 @@ pub fn run(config: &BenchConfig) -> Result<String> {
     // Native tract, batch 1, in process: the reference for the wasm inference time.
     let onnx = setup.models.join(format!("{model}.onnx"));
     let native = spinfer_engine::Classifier::from_path(&onnx)?;
-    let input = test.normalized([0]);
-    let native_ms = median(
-        (0..200)
-            .map(|_| {
-                let started = Instant::now();
-                native.run(&input).expect("native inference");
-                started.elapsed().as_secs_f64() * 1e3
-            })
-            .collect(),
-    );
+    let native_ms = probes::native_inference_ms(&native, &test.normalized([0]), 200)?;
 
     let options = LoadOptions {
         connections: config.connections.clone(),

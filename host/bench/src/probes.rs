@@ -53,6 +53,17 @@ pub fn cold_start(
     Ok(started.elapsed())
 }
 
+/// Median of `n` runs of native tract on `input`, in ms.
+pub fn native_inference_ms(classifier: &spinfer_engine::Classifier, input: &[f32], n: usize) -> Result<f64> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        classifier.run(input)?;
+        samples.push(started.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(median(samples))
+}
+
 /// Median of the component's own `server-timing` inference duration, batch 1.
 pub async fn wasm_inference_ms(app: &App, body: &Bytes, n: usize) -> Result<f64> {
     let mut samples = Vec::new();

@@ -26,6 +26,8 @@ enum Command {
     Up(commands::up::UpCommand),
     /// Benchmark `/predict` in every serving mode side by side.
     Bench(commands::bench::BenchCommand),
+    /// Every model's cost, accuracy and latency (native, in wasm, fresh instance): table and plot.
+    Frontier(commands::frontier::FrontierCommand),
     /// Run the build command of every component in a Spin manifest (as `spin build` does).
     Build(commands::build::BuildCommand),
     /// Pre-initialise a component (Wizer) with its models loaded, for fast instance starts.
@@ -46,6 +48,7 @@ fn main() -> Result<()> {
         Command::Predict(command) => command.run(),
         Command::Up(command) => command.run(),
         Command::Bench(command) => command.run(),
+        Command::Frontier(command) => command.run(),
         Command::Build(command) => command.run(),
         Command::Snapshot(command) => command.run(),
     }

@@ -29,6 +29,7 @@ pub struct App {
     pub name: String,
     routes: Vec<RouteEntry>,
     max_body: usize,
+    in_flight: tokio::sync::Semaphore,
     next_request: AtomicU64,
     _ticker: EpochTicker,
 }
@@ -81,6 +82,7 @@ impl App {
             name: manifest.application.name.clone(),
             routes,
             max_body: options.max_body,
+            in_flight: tokio::sync::Semaphore::new(options.max_in_flight),
             next_request: AtomicU64::new(0),
             _ticker: EpochTicker::start(engine),
         })
@@ -114,7 +116,17 @@ impl App {
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
         let method = request.method().clone();
         let path = request.uri().path().to_string();
-        let response = self.dispatch(id, request).await;
+        // Past the limit, shed at once rather than queue: the client may retry elsewhere.
+        let response = match self.in_flight.try_acquire() {
+            Ok(_permit) => self.dispatch(id, request).await,
+            Err(_) => {
+                let mut response = error_response(&ApiError::overloaded());
+                response
+                    .headers_mut()
+                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                response
+            }
+        };
         tracing::info!(
             target: "access",
             id,
@@ -174,6 +186,9 @@ impl App {
                 if error.is::<ExpirationError>() || is_interrupt(&error) {
                     tracing::warn!(id, component, "request exceeded its deadline");
                     error_response(&ApiError::deadline_exceeded())
+                } else if error.is::<wasmtime::PoolConcurrencyLimitError>() {
+                    tracing::warn!(id, component, "instance pool is full: {error}");
+                    error_response(&ApiError::overloaded())
                 } else {
                     tracing::error!(id, component, "component failed: {error:#}");
                     error_response(&ApiError::internal(format!("component {component} failed")))

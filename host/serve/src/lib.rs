@@ -53,7 +53,13 @@ pub struct AppOptions {
     pub variables: Vec<(String, String)>,
     /// Overrides the manifest's `[component.<id>.tool.spinfer]` wasi-nn settings.
     pub nn: Option<nn::NnOptions>,
+    /// Requests served at once; more are answered 503 with `Retry-After` straight away.
+    pub max_in_flight: usize,
 }
+
+/// The default in-flight limit: the instance pool's size (Spin's 1,000), so that a burst is
+/// shed with a 503 before the pool could run out.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -67,6 +73,7 @@ impl Default for AppOptions {
             environment: Vec::new(),
             variables: Vec::new(),
             nn: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }

@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(component.variables["default_model"], "{{ default_model }}");
         assert_eq!(
             manifest.variables["default_model"].default.as_deref(),
-            Some("mnist-cnn")
+            Some("mnist-compact")
         );
     }
 }

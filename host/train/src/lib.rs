@@ -2,6 +2,7 @@
 //! its verification against tract, evaluation metrics and plots. `pipeline::run` is
 //! `spinfer train`: train → export → verify → write the model, its card and its plots.
 
+pub mod augment;
 pub mod metrics;
 pub mod model;
 pub mod onnx_export;

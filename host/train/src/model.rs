@@ -3,8 +3,10 @@
 //! layer list the ONNX exporter reads and the card's description are all derived from it.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
+};
 use burn::prelude::*;
 use spinfer_protocol::contract::{CLASSES, SIDE};
 
@@ -19,20 +21,30 @@ pub enum Arch {
     /// The improved network at half the width (16, 16 / 32, 32, Dense 64): a quarter of the
     /// multiply-adds, for serving where latency counts.
     Lean,
+    /// Six small conv-BatchNorm-ReLU blocks (8, 8 / 16 ×4), global average pooling and a 1×1
+    /// conv head: ~9k parameters, ~0.76 M multiply-adds, trained with augmentation.
+    Compact,
 }
 
 /// One step of an architecture, framework-free.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Block {
-    /// A 3×3 convolution with `pad` zeros on each side.
+    /// A `kernel`×`kernel` convolution with `pad` zeros on each side.
     Conv {
         input: usize,
         output: usize,
+        kernel: usize,
         pad: usize,
+    },
+    /// Per-channel normalisation; folded into the convolution before it at export.
+    BatchNorm {
+        features: usize,
     },
     Relu,
     /// 2×2, stride 2.
     MaxPool,
+    /// `[N, C, H, W]` → `[N, C, 1, 1]`: the mean of each channel.
+    GlobalAvgPool,
     /// `[N, C, H, W]` → `[N, C·H·W]`.
     Flatten {
         features: usize,
@@ -51,9 +63,17 @@ impl Block {
             Block::Conv {
                 input,
                 output,
+                kernel,
                 pad: 0,
-            } => format!("Conv2d({input}→{output}, 3×3)"),
-            Block::Conv { input, output, pad } => format!("Conv2d({input}→{output}, 3×3, pad {pad})"),
+            } => format!("Conv2d({input}→{output}, {kernel}×{kernel})"),
+            Block::Conv {
+                input,
+                output,
+                kernel,
+                pad,
+            } => format!("Conv2d({input}→{output}, {kernel}×{kernel}, pad {pad})"),
+            Block::BatchNorm { features } => format!("BatchNorm({features})"),
+            Block::GlobalAvgPool => "GlobalAvgPool".into(),
             Block::Relu => "ReLU".into(),
             Block::MaxPool => "MaxPool 2×2".into(),
             Block::Flatten { features } => format!("Flatten({features})"),
@@ -63,18 +83,35 @@ impl Block {
     }
 }
 
+/// Conv 3×3 (no padding) → BatchNorm → ReLU: the repeated block of the compact network, in the
+/// order that lets the export fold the BatchNorm into the convolution exactly.
+fn conv_bn_relu(input: usize, output: usize) -> [Block; 3] {
+    [
+        Block::Conv {
+            input,
+            output,
+            kernel: 3,
+            pad: 0,
+        },
+        Block::BatchNorm { features: output },
+        Block::Relu,
+    ]
+}
+
 /// Conv 3×3 (pad 1) → ReLU, twice, then MaxPool: the repeated block of the improved network.
 fn conv_block(input: usize, output: usize) -> [Block; 5] {
     [
         Block::Conv {
             input,
             output,
+            kernel: 3,
             pad: 1,
         },
         Block::Relu,
         Block::Conv {
             input: output,
             output,
+            kernel: 3,
             pad: 1,
         },
         Block::Relu,
@@ -93,6 +130,7 @@ impl Arch {
                     Block::Conv {
                         input: 1,
                         output: 32,
+                        kernel: 3,
                         pad: 0,
                     },
                     Block::Relu,
@@ -106,6 +144,28 @@ impl Arch {
             }
             Arch::Improved => Self::improved(32),
             Arch::Lean => Self::improved(16),
+            // [N,1,28,28] → 26 → 24 → pool 12 → 10 → 8 → 6 → 4 → GAP [N,16,1,1] → 1×1 → [N,10]
+            Arch::Compact => {
+                let mut blocks = Vec::new();
+                blocks.extend(conv_bn_relu(1, 8));
+                blocks.extend(conv_bn_relu(8, 8));
+                blocks.push(Block::MaxPool);
+                blocks.extend(conv_bn_relu(8, 16));
+                for _ in 0..3 {
+                    blocks.extend(conv_bn_relu(16, 16));
+                }
+                blocks.extend([
+                    Block::GlobalAvgPool,
+                    Block::Conv {
+                        input: 16,
+                        output: CLASSES,
+                        kernel: 1,
+                        pad: 0,
+                    },
+                    Block::Flatten { features: CLASSES },
+                ]);
+                blocks
+            }
         }
     }
 
@@ -148,6 +208,7 @@ impl Arch {
             Arch::Seed => "mnist-seed",
             Arch::Improved => "mnist-cnn",
             Arch::Lean => "mnist-lean",
+            Arch::Compact => "mnist-compact",
         }
     }
 
@@ -170,8 +231,10 @@ pub struct Flatten;
 #[derive(Module, Debug)]
 pub enum Step {
     Conv(Conv2d),
+    BatchNorm(BatchNorm),
     Relu(Relu),
     MaxPool(MaxPool2d),
+    GlobalAvgPool(AdaptiveAvgPool2d),
     Flatten(Flatten),
     Dense(Linear),
     Dropout(Dropout),
@@ -180,8 +243,13 @@ pub enum Step {
 impl Step {
     fn new(block: Block, device: &Device) -> Step {
         match block {
-            Block::Conv { input, output, pad } => Step::Conv(
-                Conv2dConfig::new([input, output], [3, 3])
+            Block::Conv {
+                input,
+                output,
+                kernel,
+                pad,
+            } => Step::Conv(
+                Conv2dConfig::new([input, output], [kernel, kernel])
                     .with_padding(if pad == 0 {
                         PaddingConfig2d::Valid
                     } else {
@@ -189,6 +257,8 @@ impl Step {
                     })
                     .init(device),
             ),
+            Block::BatchNorm { features } => Step::BatchNorm(BatchNormConfig::new(features).init(device)),
+            Block::GlobalAvgPool => Step::GlobalAvgPool(AdaptiveAvgPool2dConfig::new([1, 1]).init()),
             Block::Relu => Step::Relu(Relu::new()),
             Block::MaxPool => Step::MaxPool(MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init()),
             Block::Flatten { .. } => Step::Flatten(Flatten),
@@ -218,6 +288,8 @@ impl Net {
             x = match (step, x) {
                 (Step::Conv(conv), Activation::Images(x)) => Activation::Images(conv.forward(x)),
                 (Step::MaxPool(pool), Activation::Images(x)) => Activation::Images(pool.forward(x)),
+                (Step::BatchNorm(norm), Activation::Images(x)) => Activation::Images(norm.forward(x)),
+                (Step::GlobalAvgPool(pool), Activation::Images(x)) => Activation::Images(pool.forward(x)),
                 (Step::Flatten(_), Activation::Images(x)) => Activation::Vectors(x.flatten(1, 3)),
                 (Step::Relu(relu), Activation::Images(x)) => Activation::Images(relu.forward(x)),
                 (Step::Relu(relu), Activation::Vectors(x)) => Activation::Vectors(relu.forward(x)),
@@ -233,19 +305,48 @@ impl Net {
         }
     }
 
-    /// The inference graph, layer by layer, with the trained weights (dropout left out).
+    /// The inference graph, layer by layer, with the trained weights: dropout left out, each
+    /// BatchNorm folded into the convolution before it (burn's own forward keeps it apart, so
+    /// the export check compares the folded graph with the unfolded network).
     pub fn layers(&self) -> Vec<Layer> {
-        self.steps
-            .iter()
-            .filter_map(|step| match step {
-                Step::Conv(conv) => Some(conv_layer(conv)),
-                Step::Relu(_) => Some(Layer::Relu),
-                Step::MaxPool(_) => Some(Layer::MaxPool),
-                Step::Flatten(_) => Some(Layer::Flatten),
-                Step::Dense(dense) => Some(dense_layer(dense)),
-                Step::Dropout(_) => None,
-            })
-            .collect()
+        let mut layers = Vec::new();
+        for step in &self.steps {
+            match step {
+                Step::Conv(conv) => layers.push(conv_layer(conv)),
+                Step::BatchNorm(norm) => match layers.last_mut() {
+                    Some(conv @ Layer::Conv { .. }) => fold_batch_norm(conv, norm),
+                    _ => unreachable!("architectures put each BatchNorm right after a convolution"),
+                },
+                Step::Relu(_) => layers.push(Layer::Relu),
+                Step::MaxPool(_) => layers.push(Layer::MaxPool),
+                Step::GlobalAvgPool(_) => layers.push(Layer::GlobalAvgPool),
+                Step::Flatten(_) => layers.push(Layer::Flatten),
+                Step::Dense(dense) => layers.push(dense_layer(dense)),
+                Step::Dropout(_) => {}
+            }
+        }
+        layers
+    }
+}
+
+/// Conv then BatchNorm (inference mode) as one Conv: with `s = γ / √(var + ε)`, each output
+/// channel's weights times `s`, its bias `(b − mean)·s + β`.
+fn fold_batch_norm(conv: &mut Layer, norm: &BatchNorm) {
+    let Layer::Conv {
+        weight, shape, bias, ..
+    } = conv
+    else {
+        unreachable!("folding into a convolution")
+    };
+    let gamma = floats(norm.gamma.val());
+    let beta = floats(norm.beta.val());
+    let mean = floats(norm.running_mean.value());
+    let var = floats(norm.running_var.value());
+    let per_channel = shape[1] * shape[2] * shape[3];
+    for (channel, weights) in weight.chunks_mut(per_channel).enumerate() {
+        let scale = gamma[channel] / (var[channel] + norm.epsilon as f32).sqrt();
+        weights.iter_mut().for_each(|w| *w *= scale);
+        bias[channel] = (bias[channel] - mean[channel]) * scale + beta[channel];
     }
 }
 
@@ -262,6 +363,7 @@ pub enum Layer {
     Relu,
     /// 2×2, stride 2.
     MaxPool,
+    GlobalAvgPool,
     Flatten,
     /// Weight `[in, out]` as burn stores it, bias `[out]`.
     Dense {
@@ -323,14 +425,14 @@ mod tests {
     #[test]
     fn every_architecture_runs_and_exports_its_blocks() {
         let device = crate::train::device();
-        for arch in [Arch::Seed, Arch::Improved, Arch::Lean] {
+        for arch in [Arch::Seed, Arch::Improved, Arch::Lean, Arch::Compact] {
             let net = arch.init(&device);
             let logits = net.forward(Tensor::zeros([2, 1, SIDE, SIDE], &device));
             assert_eq!(logits.dims(), [2, CLASSES], "{arch:?}");
             let dropouts = arch
                 .blocks()
                 .iter()
-                .filter(|b| matches!(b, Block::Dropout(_)))
+                .filter(|b| matches!(b, Block::Dropout(_) | Block::BatchNorm { .. }))
                 .count();
             assert_eq!(net.layers().len(), arch.blocks().len() - dropouts, "{arch:?}");
         }

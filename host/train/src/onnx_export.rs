@@ -112,6 +112,9 @@ impl GraphBuilder {
                 &output,
                 vec![ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
             ),
+            Layer::GlobalAvgPool => {
+                self.node("GlobalAveragePool", &output, vec![input.into()], &output, vec![])
+            }
             Layer::Flatten => self.node(
                 "Flatten",
                 &output,

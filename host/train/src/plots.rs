@@ -156,3 +156,40 @@ pub fn confusion_matrix(path: &Path, title: &str, report: &Report) -> Result<()>
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
+
+/// Accuracy against latency, one labelled point per model, latency on a log axis.
+pub fn frontier(path: &Path, title: &str, x_desc: &str, points: &[(String, f64, f64)]) -> Result<()> {
+    ensure_font()?;
+    let root = BitMapBackend::new(path, (760, 480)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (min_x, max_x) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (_, _, x)| {
+        (lo.min(*x), hi.max(*x))
+    });
+    let (min_y, max_y) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (_, y, _)| {
+        (lo.min(*y), hi.max(*y))
+    });
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (min_x / 2.0..max_x * 2.0).log_scale(),
+            (min_y - 0.3).max(0.0)..(max_y + 0.2).min(100.0),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc("test accuracy, %")
+        .x_labels(6)
+        .x_label_formatter(&|x| format!("{x:.2}"))
+        .light_line_style(WHITE)
+        .draw()?;
+    chart.draw_series(points.iter().map(|(name, y, x)| {
+        EmptyElement::at((*x, *y))
+            + Circle::new((0, 0), 5, BLUE.filled())
+            + Text::new(name.clone(), (8, -14), ("sans-serif", 14).into_font())
+    }))?;
+    root.present()?;
+    Ok(())
+}

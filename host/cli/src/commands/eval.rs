@@ -8,7 +8,7 @@ use spinfer_train::{plots, verify};
 
 #[derive(clap::Args)]
 pub struct EvalCommand {
-    #[arg(long, default_value = "models/mnist-cnn.onnx")]
+    #[arg(long, default_value = "models/mnist-compact.onnx")]
     model: PathBuf,
     #[arg(long, default_value = "data/mnist")]
     data: PathBuf,

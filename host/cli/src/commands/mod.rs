@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod build;
 pub mod eval;
+pub mod frontier;
 pub mod predict;
 pub mod snapshot;
 pub mod train;

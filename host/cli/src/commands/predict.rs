@@ -6,7 +6,7 @@ use spinfer_mnist::{CLASSES, Mnist};
 
 #[derive(clap::Args)]
 pub struct PredictCommand {
-    #[arg(long, default_value = "models/mnist-cnn.onnx")]
+    #[arg(long, default_value = "models/mnist-compact.onnx")]
     model: PathBuf,
     /// A PNG or JPEG of a digit (any size; dark-on-light is inverted).
     #[arg(required_unless_present = "idx", conflicts_with = "idx")]

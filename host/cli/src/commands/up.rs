@@ -36,6 +36,9 @@ pub struct UpCommand {
     /// How long an idle reused instance is kept, in seconds.
     #[arg(long, default_value_t = ReusePolicy::SPIN.idle_timeout.as_secs_f64())]
     idle_instance_timeout: f64,
+    /// Requests served at once; more get 503 with `Retry-After` at once.
+    #[arg(long, default_value_t = spinfer_serve::DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
     /// Compile every start instead of using the compiled-component cache.
     #[arg(long)]
     no_cache: bool,
@@ -84,6 +87,7 @@ impl UpCommand {
             pooling: !self.no_pooling,
             environment: self.env.clone(),
             variables: self.variables.clone(),
+            max_in_flight: self.max_in_flight,
             nn: self.nn.map(|backend| NnOptions {
                 backend,
                 target: self.nn_target,
