@@ -70,7 +70,7 @@ pub fn engine(options: &EngineOptions) -> Result<Engine> {
             options.memory_limit,
         )?));
     }
-    Engine::new(&config).map_err(|e| anyhow!("{e:#}"))
+    Ok(Engine::new(&config)?)
 }
 
 /// Where compiled components are cached: `$SPINFER_CACHE_DIR`, else `$XDG_CACHE_HOME/spinfer`,
@@ -130,7 +130,7 @@ pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: Option<&Path
         seconds = started.elapsed().as_secs_f64(),
         "compiled component"
     );
-    let bytes = component.serialize().map_err(|e| anyhow!("{e:#}"))?;
+    let bytes = component.serialize()?;
     std::fs::create_dir_all(cache_dir).with_context(|| format!("creating {}", cache_dir.display()))?;
     // Write then rename, so a concurrent reader never maps a half-written file; the temporary
     // name is unique per call, as two threads may compile the same component at once.
@@ -141,5 +141,5 @@ pub fn load_component(engine: &Engine, wasm_path: &Path, cache_dir: Option<&Path
     std::fs::rename(&tmp, &cached)?;
     // Serve from the mapped file so every run behaves the same.
     // SAFETY: as above, just written by this process.
-    unsafe { Component::deserialize_file(engine, &cached) }.map_err(|e| anyhow!("{e:#}"))
+    Ok(unsafe { Component::deserialize_file(engine, &cached) }?)
 }

@@ -96,19 +96,12 @@ impl ComponentHandler {
     pub async fn time_ready(&self) -> Result<ReadyTiming> {
         let started = Instant::now();
         let mut store = self.store()?;
-        let instance = self
-            .instance_pre()
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| anyhow!("{e:#}"))?;
+        let instance = self.instance_pre().instantiate_async(&mut store).await?;
         let instantiate = started.elapsed();
         let ready = instance
             .get_typed_func::<(), (Result<String, String>,)>(&mut store, "ready")
             .map_err(|e| anyhow!("component {} has no `ready` export: {e:#}", self.name))?;
-        let (answer,) = ready
-            .call_async(&mut store, ())
-            .await
-            .map_err(|e| anyhow!("{e:#}"))?;
+        let (answer,) = ready.call_async(&mut store, ()).await?;
         let total = started.elapsed();
         let model = answer.map_err(|e| anyhow!("component {} is not ready: {e}", self.name))?;
         Ok(ReadyTiming {

@@ -45,12 +45,11 @@ impl WasiHttpView for Host {
 /// WASI, wasi-http (0.2 and 0.3) and, when `nn` is set, `wasi:nn`.
 pub fn linker(engine: &Engine, nn: bool) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
-    let err = |e: wasmtime::Error| anyhow!("{e:#}");
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(err)?;
-    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(err)?;
-    wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(err)?;
-    variables::add_to_linker(&mut linker, |host: &mut Host| &host.variables).map_err(err)?;
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    variables::add_to_linker(&mut linker, |host: &mut Host| &host.variables)?;
     if nn {
         wasmtime_wasi_nn::wit::add_to_linker(&mut linker, |host: &mut Host| {
             let ctx = host
@@ -58,8 +57,7 @@ pub fn linker(engine: &Engine, nn: bool) -> Result<Linker<Host>> {
                 .as_mut()
                 .expect("stores of nn apps carry a wasi-nn context");
             WasiNnView::new(&mut host.table, ctx)
-        })
-        .map_err(err)?;
+        })?;
     }
     Ok(linker)
 }
