@@ -26,7 +26,14 @@ fn open(default: Option<&str>) -> Result<nn::NnBackend, String> {
 
 #[http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
-    let default = spinfer_spin_http::default_model().await;
+    // The default-model variable matters only until this instance has opened its backend, so
+    // the host call is made once per instance, not once per request.
+    let opened = BACKEND.with(|cell| cell.get().is_some());
+    let default = if opened {
+        Ok(None)
+    } else {
+        spinfer_spin_http::default_model().await
+    };
     spinfer_spin_http::serve(request, |request| {
         let default = match default {
             Ok(default) => default,

@@ -14,9 +14,14 @@ use spin_sdk::http_service;
 
 #[http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
-    let store = match spinfer_spin_http::default_model().await {
-        Ok(default) => models::store(default.as_deref()),
-        Err(error) => Err(error),
+    // The default-model variable matters only until this instance has its models, so the host
+    // call is made once per instance, not once per request.
+    let store = match models::verified() {
+        Some(store) => Ok(store),
+        None => match spinfer_spin_http::default_model().await {
+            Ok(default) => models::store(default.as_deref()),
+            Err(error) => Err(error),
+        },
     };
     spinfer_spin_http::serve(request, |request| match store {
         Ok(store) => spinfer_protocol::handle(store.as_ref(), request),

@@ -29,10 +29,22 @@ fn open(default: Option<&str>) -> Result<ModelStore, ApiError> {
         .map_err(|e| ApiError::not_ready(e.to_string()))
 }
 
+fn lock() -> std::sync::MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The store, when this instance has already checked (or loaded) its models.
+pub fn verified() -> Option<Arc<ModelStore>> {
+    match &*lock() {
+        State::Verified(store) => Some(store.clone()),
+        State::Empty | State::Snapshot(_) => None,
+    }
+}
+
 /// The store for this request, `default` its default model: loaded, or checked against the
 /// mounted files once per instance.
 pub fn store(default: Option<&str>) -> Result<Arc<ModelStore>, ApiError> {
-    let mut state = STATE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut state = lock();
     if let State::Verified(store) = &*state {
         return Ok(store.clone());
     }
@@ -59,7 +71,7 @@ pub fn preload_for_snapshot() {
     if store.preload().is_err() {
         return;
     }
-    *STATE.lock().unwrap_or_else(|e| e.into_inner()) = State::Snapshot(store);
+    *lock() = State::Snapshot(store);
 }
 
 /// Makes the default model servable in this instance and returns its name.
