@@ -41,11 +41,7 @@ pub struct Point {
 pub fn run(config: &FrontierConfig) -> Result<Vec<Point>> {
     let manifest = Manifest::load(&config.manifest)?;
     let def = manifest.component("classifier")?;
-    let models = def
-        .files
-        .first()
-        .map(|m| manifest.resolve(&m.paths().0))
-        .ok_or_else(|| anyhow::anyhow!("the component mounts no models"))?;
+    let models = manifest.models_mount(def)?;
     let catalog = Catalog::open(&models, None)?;
     let test = spinfer_mnist::Mnist::load_test(&config.data)?;
     let body = Bytes::from(serde_json::to_vec(

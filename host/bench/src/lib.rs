@@ -114,11 +114,7 @@ impl Setup {
             .iter()
             .next()
             .ok_or_else(|| anyhow!("the manifest has no component"))?;
-        let models = def
-            .files
-            .first()
-            .map(|m| manifest.resolve(&m.paths().0))
-            .ok_or_else(|| anyhow!("the component mounts no models"))?;
+        let models = manifest.models_mount(def)?;
         let model = config
             .model
             .clone()

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use spinfer_protocol::contract::MODELS_DIR;
 
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
@@ -209,6 +210,16 @@ impl Manifest {
             }
         }
         Ok(())
+    }
+
+    /// The host folder a component mounts at `/models`, where its models are.
+    pub fn models_mount(&self, def: &ComponentDef) -> Result<PathBuf> {
+        def.files
+            .iter()
+            .map(FileMount::paths)
+            .find(|(_, guest)| guest == MODELS_DIR)
+            .map(|(host, _)| self.resolve(&host))
+            .with_context(|| format!("the component mounts no models at {MODELS_DIR}"))
     }
 
     /// The component `id`, or an error naming the manifest.

@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Result, anyhow};
-use spinfer_protocol::contract::MODELS_DIR;
+use anyhow::{Context, Result};
 
 use crate::manifest::{ComponentDef, Manifest};
 use crate::nn::NnModels;
@@ -34,13 +33,9 @@ impl Sandbox {
             .collect::<Vec<(PathBuf, String)>>();
         let nn = match options.nn.clone().or_else(|| def.spinfer_tool().nn_options()) {
             Some(nn_options) => {
-                let models = mounts
-                    .iter()
-                    .find(|(_, guest)| guest == MODELS_DIR)
-                    .map(|(host, _)| host.clone())
-                    .ok_or_else(|| {
-                        anyhow!("wasi-nn serves the models mounted at {MODELS_DIR}, and none is")
-                    })?;
+                let models = manifest
+                    .models_mount(def)
+                    .context("wasi-nn serves the models mounted at /models")?;
                 Some(Arc::new(NnModels::load(&models, &nn_options)?))
             }
             None => None,
