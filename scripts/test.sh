@@ -7,21 +7,20 @@ cd "$(dirname "$0")/.."
 
 # Native crates, built once with the features the tests use (the components are wasm-only).
 native=(--workspace --exclude spinfer-classifier --exclude spinfer-classifier-nn
-        --exclude spinfer-spin-http)
+        --exclude spinfer-spin-http --exclude spinfer-faulty)
 cargo build --release "${native[@]}"
 
-# The components, as spin.toml and spin-nn.toml build them, and the snapshot.
-cargo build -p spinfer-classifier -p spinfer-classifier-nn --target wasm32-wasip2 --profile wasm
+# The components, as spin.toml and spin-nn.toml build them, the snapshot, and the test-only
+# faulty component.
+cargo build -p spinfer-classifier -p spinfer-classifier-nn -p spinfer-faulty --target wasm32-wasip2 --profile wasm
 target/release/spinfer snapshot --wasm target/wasm32-wasip2/wasm/spinfer_classifier.wasm \
     --out target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm
 # RUSTFLAGS outranks .cargo/config.toml's target rustflags, so this build has no simd128.
 RUSTFLAGS="-C target-feature=-simd128" \
     cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm --target-dir target/scalar
 
-if [ ! -x .venv/bin/python ]; then
-    python3 -m venv .venv
-    .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
-fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
 # ONNX Runtime for the wasi-nn `ort` backend, from the onnxruntime wheel in the venv.
 if [ -z "${ORT_DYLIB_PATH:-}" ]; then
     ORT_DYLIB_PATH=$(realpath .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)

@@ -4,8 +4,6 @@
 native tract's (dumped by `spinfer eval --dump-probs`) on the first 2,000 test images.
 """
 
-import gzip
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,27 +12,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from support import ROOT, load_test_images, spinfer_bin
+
 # Every committed model, so a new one is checked without editing this list.
 MODELS = sorted(path.stem for path in (ROOT / "models").glob("*.onnx"))
 COUNT = 2000
 
 
-def spinfer_bin() -> Path:
-    path = Path(os.environ.get("SPINFER_BIN", ROOT / "target" / "release" / "spinfer"))
-    if not path.exists():
-        pytest.fail(f"{path} not found: build it with `cargo build --release -p spinfer`")
-    return path
-
-
-def load_test_images(count: int) -> tuple[np.ndarray, np.ndarray]:
-    with gzip.open(ROOT / "data/mnist/t10k-images-idx3-ubyte.gz") as f:
-        raw = f.read()
-    assert int.from_bytes(raw[:4], "big") == 0x803
-    images = np.frombuffer(raw[16:], dtype=np.uint8).reshape(-1, 1, 28, 28)[:count]
-    with gzip.open(ROOT / "data/mnist/t10k-labels-idx1-ubyte.gz") as f:
-        labels = np.frombuffer(f.read()[8:], dtype=np.uint8)[:count]
-    return images.astype(np.float32) / 255.0, labels
+def load_inputs(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The model input: float32 [count, 1, 28, 28] in [0, 1], and the labels."""
+    images, labels = load_test_images(count)
+    return images.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0, labels
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -63,7 +51,7 @@ def test_onnx_runtime_agrees_with_tract(name: str, tmp_path: Path) -> None:
     )
     tract = np.fromfile(dump, dtype="<f4").reshape(COUNT, 10)
 
-    images, labels = load_test_images(COUNT)
+    images, labels = load_inputs(COUNT)
     session = ort.InferenceSession(str(model_path), providers=["CPUExecutionProvider"])
     reference = np.concatenate(
         [session.run(["probs"], {"input": images[i:i + 500]})[0] for i in range(0, COUNT, 500)]

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
 use spinfer_protocol::ModelCard;
 use spinfer_protocol::contract::{MODELS_DIR, MODELS_DIR_VAR};
 
@@ -30,6 +31,16 @@ pub enum CatalogError {
     },
     #[error("default model {name:?} has no card and ONNX file in {dir}")]
     UnknownDefault { name: String, dir: PathBuf },
+    #[error("{card} describes a model, but {onnx} is missing")]
+    MissingModel { card: PathBuf, onnx: PathBuf },
+    #[error(
+        "{path} is not the model its card describes: SHA-256 {actual}, the card says {expected} (truncated or replaced?)"
+    )]
+    Digest {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
 }
 
 /// A model found in a models directory: its card and the `.onnx` beside it.
@@ -108,6 +119,42 @@ impl Catalog {
         Ok(Catalog { entries, default })
     }
 
+    /// The models of `dir`, each checked in full: every card has its `.onnx`, and each file's
+    /// SHA-256 is the one its card records. A server runs this once at start (never per
+    /// request), so a missing, truncated or replaced model stops it there, named.
+    pub fn verify(dir: &Path) -> Result<Catalog, CatalogError> {
+        let catalog = Catalog::open(dir, None)?;
+        for entry in &catalog.entries {
+            let bytes = std::fs::read(&entry.onnx).map_err(|source| CatalogError::Read {
+                path: entry.onnx.clone(),
+                source,
+            })?;
+            let actual = format!("{:x}", Sha256::digest(&bytes));
+            if actual != entry.card.sha256 {
+                return Err(CatalogError::Digest {
+                    path: entry.onnx.clone(),
+                    expected: entry.card.sha256.clone(),
+                    actual,
+                });
+            }
+        }
+        // A card whose `.onnx` is gone was skipped by `open` (as a training history is).
+        let listed = std::fs::read_dir(dir).map_err(|source| CatalogError::List {
+            dir: dir.into(),
+            source,
+        })?;
+        for path in listed.flatten().map(|file| file.path()) {
+            let onnx = path.with_extension("onnx");
+            if path.extension().is_some_and(|e| e == "json") && !onnx.exists() {
+                let is_card = std::fs::read(&path).is_ok_and(|bytes| ModelCard::from_json(&bytes).is_ok());
+                if is_card {
+                    return Err(CatalogError::MissingModel { card: path, onnx });
+                }
+            }
+        }
+        Ok(catalog)
+    }
+
     pub fn get(&self, name: &str) -> Option<&CatalogEntry> {
         self.entries.iter().find(|e| e.card.name == name)
     }
@@ -142,6 +189,34 @@ mod tests {
         assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
         assert!(names.iter().all(|n| !n.ends_with("-training")), "{names:?}");
         assert_eq!(catalog.default.as_deref(), names.first().copied());
+    }
+
+    #[test]
+    fn a_missing_truncated_or_replaced_model_fails_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        for file in [
+            "mnist-compact.json",
+            "mnist-compact.onnx",
+            "mnist-seed.json",
+            "mnist-seed.onnx",
+        ] {
+            std::fs::copy(models().join(file), dir.path().join(file)).unwrap();
+        }
+        assert_eq!(Catalog::verify(dir.path()).unwrap().entries.len(), 2);
+
+        let onnx = dir.path().join("mnist-seed.onnx");
+        let bytes = std::fs::read(&onnx).unwrap();
+        std::fs::write(&onnx, &bytes[..bytes.len() / 2]).unwrap();
+        let err = Catalog::verify(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, CatalogError::Digest { ref path, .. } if *path == onnx),
+            "{err}"
+        );
+
+        std::fs::remove_file(&onnx).unwrap();
+        let err = Catalog::verify(dir.path()).unwrap_err();
+        assert!(matches!(err, CatalogError::MissingModel { .. }), "{err}");
+        assert!(err.to_string().contains("mnist-seed.onnx"), "{err}");
     }
 
     #[test]

@@ -46,7 +46,7 @@ impl NnBackend {
         f: impl FnOnce(&Graph) -> Result<T, ApiError>,
     ) -> Result<T, ApiError> {
         if self.catalog.get(model).is_none() {
-            return Err(ApiError::not_found(format!("unknown model {model:?}")));
+            return Err(ApiError::unknown_model(model));
         }
         let mut graphs = self.graphs.borrow_mut();
         if !graphs.contains_key(model) {
@@ -74,7 +74,7 @@ impl Backend for NnBackend {
         let card = self
             .catalog
             .get(model)
-            .ok_or_else(|| ApiError::not_found(format!("unknown model {model:?}")))?
+            .ok_or_else(|| ApiError::unknown_model(model))?
             .card
             .clone();
         let mut dims: Vec<u32> = vec![batch as u32];

@@ -53,9 +53,16 @@ pub fn store(default: Option<&str>) -> Result<Arc<ModelStore>, ApiError> {
         State::Snapshot(snapshot) if snapshot.catalog().fingerprint() == mounted.catalog().fingerprint() => {
             snapshot.with_default(mounted.catalog().default.clone())
         }
-        State::Snapshot(_) => {
+        State::Snapshot(snapshot) => {
             eprintln!("spinfer: mounted models differ from the snapshot; loading them from /models");
-            mounted
+            let missing = snapshot
+                .catalog()
+                .entries
+                .iter()
+                .map(|e| e.card.name.clone())
+                .filter(|name| mounted.catalog().get(name).is_none())
+                .collect();
+            mounted.with_missing(missing)
         }
         State::Empty | State::Verified(_) => mounted,
     });

@@ -28,6 +28,10 @@ pub enum EngineError {
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
 
+/// The most items one tract run takes; a larger batch runs in chunks of this size, so that the
+/// largest batch the API accepts fits an instance's memory (a run's scratch grows with N).
+pub const MAX_RUN_BATCH: usize = 64;
+
 /// An optimised classifier with input `[N, C, H, W]` and output `[N, classes]`.
 pub struct Classifier {
     plan: Plan,
@@ -95,7 +99,16 @@ impl Classifier {
                 per_item,
             });
         }
-        let mut shape = vec![input.len() / per_item];
+        let mut probs = Vec::with_capacity(input.len() / per_item * self.classes);
+        for chunk in input.chunks(MAX_RUN_BATCH * per_item) {
+            probs.extend(self.run_batch(chunk)?);
+        }
+        Ok(probs)
+    }
+
+    /// One tract run over whole items.
+    fn run_batch(&self, input: &[f32]) -> Result<Vec<f32>, EngineError> {
+        let mut shape = vec![input.len() / self.item_len()];
         shape.extend_from_slice(&self.item_shape);
         let run = |e: TractError| EngineError::Run(format!("{e:#}"));
         let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, input.to_vec())

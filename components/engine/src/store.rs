@@ -13,6 +13,8 @@ pub struct ModelStore {
     catalog: Catalog,
     /// One slot per catalog entry, same order.
     loaded: Vec<OnceLock<Result<Classifier, String>>>,
+    /// Models this server was built with that the folder no longer has: 503, not 404.
+    missing: Vec<String>,
 }
 
 impl ModelStore {
@@ -24,7 +26,18 @@ impl ModelStore {
     /// Serves `catalog`'s models; none is loaded yet.
     pub fn new(catalog: Catalog) -> ModelStore {
         let loaded = catalog.entries.iter().map(|_| OnceLock::new()).collect();
-        ModelStore { catalog, loaded }
+        ModelStore {
+            catalog,
+            loaded,
+            missing: Vec::new(),
+        }
+    }
+
+    /// Marks `names` as models that should be here but are not (a snapshot had them): requests
+    /// for them get 503 naming them, while the other models keep serving.
+    pub fn with_missing(mut self, names: Vec<String>) -> ModelStore {
+        self.missing = names;
+        self
     }
 
     /// The same loaded models with another default (a snapshot taken with one default serves
@@ -45,7 +58,7 @@ impl ModelStore {
             .entries
             .iter()
             .position(|e| e.card.name == name)
-            .ok_or_else(|| ApiError::not_found(format!("unknown model {name:?}")))?;
+            .ok_or_else(|| self.unknown(name))?;
         let onnx = &self.catalog.entries[index].onnx;
         self.loaded[index]
             .get_or_init(|| Classifier::from_path(onnx).map_err(|e| e.to_string()))
@@ -69,6 +82,14 @@ impl Backend for ModelStore {
 
     fn default_model(&self) -> Option<&str> {
         self.catalog.default.as_deref()
+    }
+
+    fn unknown(&self, model: &str) -> ApiError {
+        if self.missing.iter().any(|m| m == model) {
+            ApiError::not_ready(format!("model {model:?} is missing from the models folder"))
+        } else {
+            ApiError::unknown_model(model)
+        }
     }
 
     fn ready(&self, model: &str) -> Result<(), ApiError> {

@@ -16,6 +16,12 @@ pub trait Backend {
     /// Probabilities, `classes` per item, for `batch` items of `input` laid back to back.
     fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError>;
 
+    /// The error for a model without a card: 404 for a name never served; a backend that knows
+    /// the model went missing says 503.
+    fn unknown(&self, model: &str) -> ApiError {
+        ApiError::unknown_model(model)
+    }
+
     fn card(&self, model: &str) -> Option<&ModelCard> {
         self.cards().into_iter().find(|c| c.name == model)
     }

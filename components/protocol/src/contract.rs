@@ -23,3 +23,6 @@ pub const MODELS_DIR_VAR: &str = "SPINFER_MODELS_DIR";
 /// The Spin application variable (and component variable) that names the model `/predict`
 /// serves when the request names none; without it, the first model by name.
 pub const DEFAULT_MODEL_VARIABLE: &str = "default_model";
+/// The Spin application variable (and component variable) that lists the origins allowed to call
+/// the API from a browser (CORS): comma-separated, `*` for any; empty (the default) for none.
+pub const ALLOWED_ORIGINS_VARIABLE: &str = "allowed_origins";

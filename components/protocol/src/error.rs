@@ -12,11 +12,20 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
 }
 
+/// The longest message sent, in characters: a message that quotes what the client sent (a
+/// model name, a JSON parser's excerpt) never echoes more than a short prefix of it.
+pub const MAX_MESSAGE_CHARS: usize = 240;
+
 impl ApiError {
     fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        let mut message = message.into();
+        if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
+            message.truncate(cut);
+            message.push('…');
+        }
         ApiError {
             status,
-            message: message.into(),
+            message,
             allow: None,
         }
     }
@@ -31,6 +40,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// 404 for a model name the server does not serve.
+    pub fn unknown_model(name: &str) -> ApiError {
+        Self::not_found(format!("unknown model {name:?}"))
+    }
+
     /// 405, with the `Allow` header's methods.
     pub fn method_not_allowed(method: &str, allow: &'static str) -> ApiError {
         ApiError {
@@ -40,6 +54,14 @@ impl ApiError {
                 format!("method {method} is not allowed here; allowed: {allow}"),
             )
         }
+    }
+
+    /// 408: the client took too long to send its body.
+    pub fn request_timeout(limit: std::time::Duration) -> ApiError {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {} s", limit.as_secs_f64()),
+        )
     }
 
     /// 413: the body is over the limit.
@@ -97,3 +119,16 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_messages_are_cut_to_a_prefix() {
+        let echo = ApiError::unknown_model(&"é".repeat(10_000));
+        assert_eq!(echo.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(echo.message.ends_with('…'));
+        assert_eq!(ApiError::bad_request("short").message, "short");
+    }
+}

@@ -1,5 +1,7 @@
 //! The host-independent request and response that every server adapter converts to and from.
 
+use std::borrow::Cow;
+
 use ::http::StatusCode;
 
 use crate::BINARY_HEADER;
@@ -14,6 +16,10 @@ pub struct Request<'a> {
     pub content_type: Option<&'a str>,
     /// `Inference-Header-Content-Length` of the binary tensor extension.
     pub inference_header_length: Option<&'a str>,
+    /// `Origin`, for CORS.
+    pub origin: Option<&'a str>,
+    /// `Access-Control-Request-Method`: set on a CORS preflight.
+    pub cors_request_method: Option<&'a str>,
     pub body: &'a [u8],
 }
 
@@ -27,16 +33,17 @@ impl<'a> Request<'a> {
             query: parts.uri.query().unwrap_or(""),
             content_type: header("content-type"),
             inference_header_length: header(BINARY_HEADER),
+            origin: header("origin"),
+            cors_request_method: header("access-control-request-method"),
             body,
         }
     }
 
-    /// The value of a query parameter, percent-decoding not needed for our names and numbers.
-    pub fn query_param(&self, key: &str) -> Option<&str> {
-        self.query
-            .split('&')
-            .filter_map(|pair| pair.split_once('=').or(Some((pair, ""))))
-            .find(|(k, _)| *k == key)
+    /// The first value of a query parameter, percent-decoded (`+` is a space), as a form
+    /// would send it.
+    pub fn query_param(&self, key: &str) -> Option<Cow<'a, str>> {
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(k, _)| k == key)
             .map(|(_, v)| v)
     }
 
@@ -62,6 +69,15 @@ impl Response {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: serde_json::to_vec(value).expect("responses serialise"),
+        }
+    }
+
+    /// A fixed document compiled into the component (the page, the OpenAPI description).
+    pub fn asset(content_type: &str, body: &'static str) -> Response {
+        Response {
+            status: StatusCode::OK,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.as_bytes().to_vec(),
         }
     }
 

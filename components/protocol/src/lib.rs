@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod card;
 pub mod contract;
+pub mod cors;
 pub mod error;
 pub mod http;
 pub mod predict;
@@ -18,6 +19,7 @@ pub mod v2;
 
 pub use backend::Backend;
 pub use card::{ModelCard, TensorSpec};
+pub use cors::AllowedOrigins;
 pub use error::ApiError;
 pub use http::{Request, Response};
 pub use router::handle;
@@ -31,3 +33,9 @@ pub const MAX_BATCH: usize = 1024;
 /// The header of the Open Inference Protocol's binary tensor extension: the length of the JSON
 /// part of a body whose tensors follow in binary.
 pub const BINARY_HEADER: &str = "inference-header-content-length";
+
+/// The response header that names the model which answered (for logs and metrics).
+pub const MODEL_HEADER: &str = "spinfer-model";
+
+/// The request id a server assigns (or keeps from the client) and sends back.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";

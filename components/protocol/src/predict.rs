@@ -5,12 +5,12 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::MAX_BATCH;
 use crate::backend::Backend;
 use crate::contract::PIXELS;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
 use crate::preprocess::{self, Input};
+use crate::{MAX_BATCH, MODEL_HEADER};
 
 pub const DEFAULT_TOP_K: usize = 3;
 
@@ -136,15 +136,13 @@ fn top_k(request: &Request, classes: usize) -> Result<usize, ApiError> {
 
 pub fn handle(backend: &dyn Backend, request: &Request) -> Result<Response, ApiError> {
     let model = match request.query_param("model") {
-        Some(name) => name.to_string(),
+        Some(name) => name.into_owned(),
         None => backend
             .default_model()
             .ok_or_else(|| ApiError::not_ready("no default model is configured"))?
             .to_string(),
     };
-    let card = backend
-        .card(&model)
-        .ok_or_else(|| ApiError::not_found(format!("unknown model {model:?}")))?;
+    let card = backend.card(&model).ok_or_else(|| backend.unknown(&model))?;
     let version = card.version.clone();
     let classes = card.labels.len();
     let top_k = top_k(request, classes)?;
@@ -172,7 +170,9 @@ pub fn handle(backend: &dyn Backend, request: &Request) -> Result<Response, ApiE
             "probabilities": p.probabilities, "top_k": p.top_k,
         })
     };
-    Ok(Response::json(::http::StatusCode::OK, &body).with_header("server-timing", timing.header()))
+    Ok(Response::json(::http::StatusCode::OK, &body)
+        .with_header("server-timing", timing.header())
+        .with_header(MODEL_HEADER, model))
 }
 
 #[cfg(test)]
@@ -229,5 +229,13 @@ mod tests {
         assert_eq!(top_k(&request("top_k=0"), 10).unwrap_err().status, 400);
         assert_eq!(top_k(&request("top_k=11"), 10).unwrap_err().status, 400);
         assert_eq!(top_k(&request("top_k=x"), 10).unwrap_err().status, 400);
+        assert_eq!(top_k(&request("top_k=%35"), 10).unwrap(), 5);
+        assert_eq!(top_k(&request("top_k=-1"), 10).unwrap_err().status, 400);
+        assert_eq!(
+            top_k(&request("top_k=99999999999999999999999"), 10)
+                .unwrap_err()
+                .status,
+            400
+        );
     }
 }

@@ -1,4 +1,5 @@
 //! Maps a request to its endpoint and runs it; every failure becomes a JSON error response.
+//! The page and the OpenAPI description are compiled in, so nothing but `/models` is mounted.
 
 use ::http::StatusCode;
 use serde_json::json;
@@ -9,8 +10,15 @@ use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::{predict, v2};
 
+/// The draw-a-digit page served at `/`.
+const PAGE: &str = include_str!("../assets/index.html");
+/// The OpenAPI 3 description served at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("../assets/openapi.json");
+
 #[derive(Debug, PartialEq)]
 enum Route<'a> {
+    Page,
+    OpenApi,
     Healthz,
     Predict,
     Server,
@@ -28,11 +36,34 @@ impl Route<'_> {
             _ => "GET",
         }
     }
+
+    /// The route's template: a label with few values, for metrics.
+    fn template(&self) -> &'static str {
+        match self {
+            Route::Page => "/",
+            Route::OpenApi => "/openapi.json",
+            Route::Healthz => "/healthz",
+            Route::Predict => "/predict",
+            Route::Server => "/v2",
+            Route::Live => "/v2/health/live",
+            Route::Ready => "/v2/health/ready",
+            Route::Model { .. } => "/v2/models/{name}",
+            Route::ModelReady { .. } => "/v2/models/{name}/ready",
+            Route::Infer { .. } => "/v2/models/{name}/infer",
+        }
+    }
+}
+
+/// The template of the API route `path` goes to (`/v2/models/{name}/infer`), or `"other"`.
+pub fn route_template(path: &str) -> &'static str {
+    route(path).map_or("other", |route| route.template())
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     Some(match segments.as_slice() {
+        [] => Route::Page,
+        ["openapi.json"] => Route::OpenApi,
         ["healthz"] => Route::Healthz,
         ["predict"] => Route::Predict,
         ["v2"] => Route::Server,
@@ -55,9 +86,7 @@ fn route(path: &str) -> Option<Route<'_>> {
 }
 
 fn model<'b>(backend: &'b dyn Backend, name: &str, version: Option<&str>) -> Result<&'b ModelCard, ApiError> {
-    let card = backend
-        .card(name)
-        .ok_or_else(|| ApiError::not_found(format!("unknown model {name:?}")))?;
+    let card = backend.card(name).ok_or_else(|| backend.unknown(name))?;
     match version {
         Some(v) if v != card.version => Err(ApiError::not_found(format!(
             "model {name:?} has no version {v:?} (served: {:?})",
@@ -75,9 +104,11 @@ fn dispatch(backend: &dyn Backend, request: &Request) -> Result<Response, ApiErr
     }
     let names = || backend.cards().iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     match route {
+        Route::Page => Ok(Response::asset("text/html; charset=utf-8", PAGE)),
+        Route::OpenApi => Ok(Response::asset("application/json", OPENAPI)),
         Route::Healthz => Ok(Response::json(
             StatusCode::OK,
-            &json!({ "status": "ok", "models": names() }),
+            &json!({ "status": "ok", "models": names(), "default": backend.default_model() }),
         )),
         Route::Predict => predict::handle(backend, request),
         Route::Server => Ok(Response::json(StatusCode::OK, &v2::server_metadata())),
@@ -139,7 +170,89 @@ mod tests {
             })
         );
         assert_eq!(route("/v2/models/m/other"), None);
-        assert_eq!(route("/"), None);
+        assert_eq!(route("/"), Some(Route::Page));
         assert_eq!(route("/nope"), None);
+    }
+
+    #[test]
+    fn templates_name_routes_not_paths() {
+        assert_eq!(
+            route_template("/v2/models/mnist-cnn/infer"),
+            "/v2/models/{name}/infer"
+        );
+        assert_eq!(
+            route_template("/v2/models/x/versions/1/ready"),
+            "/v2/models/{name}/ready"
+        );
+        assert_eq!(route_template("/predict"), "/predict");
+        assert_eq!(route_template("/etc/passwd"), "other");
+    }
+
+    #[test]
+    fn the_page_and_the_description_are_served() {
+        struct NoModels;
+        impl Backend for NoModels {
+            fn cards(&self) -> Vec<&ModelCard> {
+                Vec::new()
+            }
+            fn default_model(&self) -> Option<&str> {
+                None
+            }
+            fn ready(&self, _: &str) -> Result<(), ApiError> {
+                Ok(())
+            }
+            fn infer(&self, _: &str, _: &[f32], _: usize) -> Result<Vec<f32>, ApiError> {
+                Err(ApiError::not_ready("no models"))
+            }
+        }
+        let get = |path| {
+            handle(
+                &NoModels,
+                &Request {
+                    method: "GET",
+                    path,
+                    ..Default::default()
+                },
+            )
+        };
+        let page = get("/");
+        assert_eq!(page.status, StatusCode::OK);
+        assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+        assert!(
+            page.body.len() < 50 * 1024,
+            "the page is {} bytes",
+            page.body.len()
+        );
+        let description: serde_json::Value = serde_json::from_slice(&get("/openapi.json").body).unwrap();
+        assert_eq!(description["openapi"], "3.0.3");
+        // Every route the router has is described (the version forms share their paths).
+        for path in [
+            "/",
+            "/openapi.json",
+            "/healthz",
+            "/predict",
+            "/v2",
+            "/v2/health/live",
+            "/v2/health/ready",
+        ] {
+            assert!(description["paths"][path].is_object(), "{path} is not described");
+            assert_eq!(route_template(path), path);
+        }
+        for path in [
+            "/v2/models/{name}",
+            "/v2/models/{name}/ready",
+            "/v2/models/{name}/infer",
+        ] {
+            assert!(description["paths"][path].is_object(), "{path} is not described");
+        }
+        let post = handle(
+            &NoModels,
+            &Request {
+                method: "POST",
+                path: "/",
+                ..Default::default()
+            },
+        );
+        assert_eq!(post.status, StatusCode::METHOD_NOT_ALLOWED);
     }
 }

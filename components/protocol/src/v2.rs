@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::card::ModelCard;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
-use crate::{BINARY_HEADER, MAX_BATCH};
+use crate::{BINARY_HEADER, MAX_BATCH, MODEL_HEADER};
 
 pub fn server_metadata() -> Value {
     json!({ "name": "spinfer", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })
@@ -251,5 +251,7 @@ pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Resu
     } else {
         Response::json(::http::StatusCode::OK, &body)
     };
-    Ok(response.with_header("server-timing", timing.header()))
+    Ok(response
+        .with_header("server-timing", timing.header())
+        .with_header(MODEL_HEADER, card.name.clone()))
 }

@@ -11,6 +11,7 @@ pub mod frontier;
 pub mod load;
 pub mod native;
 pub mod probes;
+pub mod stress;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -26,6 +26,9 @@ enum Command {
     Up(commands::up::UpCommand),
     /// Benchmark `/predict` in every serving mode side by side.
     Bench(commands::bench::BenchCommand),
+    /// Overload and soak: mixed valid and invalid requests against `spinfer up`, every answer
+    /// checked, load shedding counted, memory sampled.
+    Stress(commands::stress::StressCommand),
     /// Every model's cost, accuracy and latency (native, in wasm, fresh instance): table and plot.
     Frontier(commands::frontier::FrontierCommand),
     /// Run the build command of every component in a Spin manifest (as `spin build` does).
@@ -48,6 +51,7 @@ fn main() -> Result<()> {
         Command::Predict(command) => command.run(),
         Command::Up(command) => command.run(),
         Command::Bench(command) => command.run(),
+        Command::Stress(command) => command.run(),
         Command::Frontier(command) => command.run(),
         Command::Build(command) => command.run(),
         Command::Snapshot(command) => command.run(),

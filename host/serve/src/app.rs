@@ -2,19 +2,21 @@
 //! response path that the TCP server and the tests share.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
+use http::HeaderValue;
 use http_body_util::{BodyExt, Full, Limited};
-use spinfer_protocol::ApiError;
+use spinfer_protocol::{ApiError, MODEL_HEADER, REQUEST_ID_HEADER};
 use wasmtime_wasi_http::WasiBody;
-use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
+use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler, TrapOrPanicError};
 
 use crate::engine::{EngineOptions, engine, load_component};
 use crate::epoch::EpochTicker;
 use crate::handler::ComponentHandler;
 use crate::manifest::{Manifest, Route};
+use crate::metrics::{self, Rejection, RequestRecord};
 use crate::store::linker;
 use crate::{AppOptions, Connection, Sandbox, spin_headers};
 
@@ -29,6 +31,9 @@ pub struct App {
     pub name: String,
     routes: Vec<RouteEntry>,
     max_body: usize,
+    /// How long a client has to send a request's headers, and then its body.
+    pub read_timeout: Duration,
+    request_timeout: Duration,
     in_flight: tokio::sync::Semaphore,
     next_request: AtomicU64,
     _ticker: EpochTicker,
@@ -44,6 +49,28 @@ fn body(bytes: impl Into<Bytes>) -> WasiBody {
 
 fn error_response(error: &ApiError) -> Response {
     spinfer_protocol::Response::error(error).into_http().map(body)
+}
+
+fn rejection(reason: Rejection, error: &ApiError) -> Response {
+    metrics::rejected(reason);
+    error_response(error)
+}
+
+/// Longest client-sent request id that is kept; a longer or non-printable one is replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The client's `x-request-id` when it is sane, else a new UUID.
+fn request_id(headers: &http::HeaderMap) -> HeaderValue {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .filter(|id| {
+            let bytes = id.as_bytes();
+            (1..=MAX_REQUEST_ID).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic)
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid header")
+        })
 }
 
 impl App {
@@ -82,6 +109,8 @@ impl App {
             name: manifest.application.name.clone(),
             routes,
             max_body: options.max_body,
+            read_timeout: options.read_timeout,
+            request_timeout: options.request_timeout,
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight),
             next_request: AtomicU64::new(0),
             _ticker: EpochTicker::start(engine),
@@ -106,35 +135,54 @@ impl App {
             .sum()
     }
 
-    /// Serves one request: route, enforce the body limit, run the component, log it.
-    pub async fn handle<B>(&self, request: http::Request<B>) -> Response
+    /// Serves one request: give it an id, route it, enforce the limits, run the component, log
+    /// it and count it.
+    pub async fn handle<B>(&self, mut request: http::Request<B>) -> Response
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         let started = Instant::now();
         let id = self.next_request.fetch_add(1, Ordering::Relaxed);
+        let request_id = request_id(request.headers());
+        request
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, request_id.clone());
         let method = request.method().clone();
         let path = request.uri().path().to_string();
         // Past the limit, shed at once rather than queue: the client may retry elsewhere.
-        let response = match self.in_flight.try_acquire() {
+        let mut response = match self.in_flight.try_acquire() {
             Ok(_permit) => self.dispatch(id, request).await,
             Err(_) => {
-                let mut response = error_response(&ApiError::overloaded());
+                let mut response = rejection(Rejection::Overload, &ApiError::overloaded());
                 response
                     .headers_mut()
-                    .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
                 response
             }
         };
+        response
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, request_id.clone());
+        let elapsed = started.elapsed();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let model = header(MODEL_HEADER);
+        let status = response.status().as_u16();
         tracing::info!(
             target: "access",
-            id,
-            %method,
-            %path,
-            status = response.status().as_u16(),
-            ms = format!("{:.3}", started.elapsed().as_secs_f64() * 1e3),
+            "{} {method} {path} {status} {} {:.3} ms",
+            request_id.to_str().unwrap_or("-"),
+            model.unwrap_or("-"),
+            elapsed.as_secs_f64() * 1e3,
         );
+        metrics::request(&RequestRecord {
+            route: spinfer_protocol::router::route_template(&path),
+            method: &method,
+            status,
+            model,
+            elapsed,
+            infer_ms: header("server-timing").and_then(metrics::infer_ms),
+        });
         response
     }
 
@@ -153,7 +201,7 @@ impl App {
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|len| len > self.max_body as u64);
         if too_large {
-            return error_response(&ApiError::payload_too_large(self.max_body));
+            return rejection(Rejection::Size, &ApiError::payload_too_large(self.max_body));
         }
         let (mut parts, incoming) = request.into_parts();
         let connection = parts
@@ -169,26 +217,35 @@ impl App {
             &connection,
         );
         let handler = &entry.handler;
-        let bytes = match Limited::new(incoming, self.max_body).collect().await {
+        // A client that dribbles its body gets 408 and frees its slot.
+        let read = tokio::time::timeout(self.read_timeout, Limited::new(incoming, self.max_body).collect());
+        let Ok(read) = read.await else {
+            return rejection(Rejection::Slow, &ApiError::request_timeout(self.read_timeout));
+        };
+        let bytes = match read {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return error_response(&ApiError::payload_too_large(self.max_body));
+                return rejection(Rejection::Size, &ApiError::payload_too_large(self.max_body));
             }
             Err(e) => {
                 return error_response(&ApiError::bad_request(format!("cannot read request body: {e}")));
             }
         };
         let request = http::Request::from_parts(parts, body(bytes));
+        let started = Instant::now();
         match handler.handle(id, request).await {
             Ok(response) => response,
             Err(error) => {
-                let component = &handler.state().name;
-                if error.is::<ExpirationError>() || is_interrupt(&error) {
+                let component = &*handler.state().name;
+                // The epoch interrupt at the deadline reaches a request as its worker's trap.
+                let interrupted = is_interrupt(&error)
+                    || (error.is::<TrapOrPanicError>() && started.elapsed() >= self.request_timeout);
+                if error.is::<ExpirationError>() || interrupted {
                     tracing::warn!(id, component, "request exceeded its deadline");
-                    error_response(&ApiError::deadline_exceeded())
+                    rejection(Rejection::Deadline, &ApiError::deadline_exceeded())
                 } else if error.is::<wasmtime::PoolConcurrencyLimitError>() {
                     tracing::warn!(id, component, "instance pool is full: {error}");
-                    error_response(&ApiError::overloaded())
+                    rejection(Rejection::Overload, &ApiError::overloaded())
                 } else {
                     tracing::error!(id, component, "component failed: {error:#}");
                     error_response(&ApiError::internal(format!("component {component} failed")))

@@ -2,7 +2,8 @@
 //! policy its instances live by. The app-wide part is built once; [`HandlerState::instantiate`]
 //! is the small per-instance builder.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow};
@@ -13,11 +14,11 @@ use wasmtime_wasi_http::handler::{HandlerState, Instance, ProxyPre};
 
 use crate::reuse::{Expiration, Worker};
 use crate::store::{Host, new_store};
-use crate::{ReusePolicy, Sandbox};
+use crate::{ReusePolicy, Sandbox, metrics};
 
 /// A component's pre-instance plus the recipe for its stores.
 pub struct ComponentHandler {
-    pub name: String,
+    pub name: Arc<str>,
     pre: ProxyPre<Host>,
     sandbox: Sandbox,
     reuse: ReusePolicy,
@@ -121,6 +122,7 @@ impl HandlerState for ComponentHandler {
         let mut store = self.store().map_err(|e| wasmtime::Error::msg(e.to_string()))?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instances.fetch_add(1, Ordering::Relaxed);
+        metrics::instance_started(&self.name);
         Ok(Instance {
             store,
             proxy,
@@ -129,6 +131,8 @@ impl HandlerState for ComponentHandler {
             state: Worker {
                 reuse: self.reuse,
                 request_timeout: self.sandbox.request_timeout,
+                component: self.name.clone(),
+                served: AtomicUsize::new(0),
             },
         })
     }

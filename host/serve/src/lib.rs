@@ -10,6 +10,7 @@
 //! - [`handler`]: a component's pre-instance and its instances; [`reuse`]: how long each lives;
 //! - [`app`]: routes → handlers, the one request path; [`server`]: TCP and HTTP/1.1;
 //! - [`nn`]: `wasi:nn` backed by tract or ONNX Runtime; [`snapshot`]: Wizer pre-initialisation;
+//! - [`metrics`]: Prometheus counters and histograms, and their listener;
 //! - [`process`]: a `spinfer up` child process (benchmarks and tests start one).
 
 pub mod app;
@@ -17,6 +18,7 @@ pub mod engine;
 pub mod epoch;
 pub mod handler;
 pub mod manifest;
+pub mod metrics;
 pub mod nn;
 pub mod outbound;
 pub mod process;
@@ -42,6 +44,8 @@ pub struct AppOptions {
     pub memory_limit: usize,
     pub request_timeout: Duration,
     pub max_body: usize,
+    /// How long a client has to send a request's headers, and then its body (408 after).
+    pub read_timeout: Duration,
     pub reuse: ReusePolicy,
     /// `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
@@ -67,6 +71,7 @@ impl Default for AppOptions {
             memory_limit: 128 << 20,
             request_timeout: Duration::from_secs(30),
             max_body: spinfer_protocol::MAX_BODY_BYTES,
+            read_timeout: Duration::from_secs(10),
             reuse: ReusePolicy::SPIN,
             cache_dir: Some(engine::default_cache_dir()),
             pooling: true,

@@ -3,6 +3,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -10,12 +12,16 @@ use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::handler::{ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus};
 
-use crate::ReusePolicy;
 use crate::store::Host;
+use crate::{ReusePolicy, metrics};
 
 pub struct Worker {
     pub reuse: ReusePolicy,
     pub request_timeout: Duration,
+    /// The component it is an instance of, for metrics.
+    pub component: Arc<str>,
+    /// Requests started on it so far.
+    pub served: AtomicUsize,
 }
 
 impl WorkerState for Worker {
@@ -38,6 +44,9 @@ impl WorkerState for Worker {
         _request: u64,
         _task: GuestTaskId,
     ) -> Pin<Box<dyn Future<Output = ()> + 'static + Send + Sync>> {
+        if self.served.fetch_add(1, Ordering::Relaxed) > 0 {
+            metrics::instance_reused(&self.component);
+        }
         // Each request gets the whole deadline, also in a reused instance.
         Box::pin(tokio::time::sleep(self.request_timeout))
     }
@@ -46,6 +55,7 @@ impl WorkerState for Worker {
         if let Err(error) = result {
             tracing::warn!("instance ended with an error: {error:#}");
         }
+        metrics::instance_dropped(&self.component);
         drop(store);
     }
 }

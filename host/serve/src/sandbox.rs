@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
+use spinfer_catalog::Catalog;
+use spinfer_protocol::contract::MODELS_DIR;
+
 use crate::manifest::{ComponentDef, Manifest};
 use crate::nn::NnModels;
 use crate::variables::{ComponentVariables, resolve_app};
@@ -31,6 +34,11 @@ impl Sandbox {
                 (manifest.resolve(&source), destination)
             })
             .collect::<Vec<(PathBuf, String)>>();
+        // The models are checked in full once, here (never per request): a missing, truncated or
+        // replaced model stops `spinfer up` and `spinfer snapshot`, named.
+        if let Ok(models) = manifest.models_mount(def) {
+            Catalog::verify(&models).with_context(|| format!("the models mounted at {MODELS_DIR}"))?;
+        }
         let nn = match options.nn.clone().or_else(|| def.spinfer_tool().nn_options()) {
             Some(nn_options) => {
                 let models = manifest

@@ -1,5 +1,5 @@
 //! The TCP side of `spinfer up`: accept, optionally terminate TLS (rustls), speak HTTP/1.1 with
-//! hyper, hand each request to `App::handle` with where it came from, stop cleanly on Ctrl-C.
+//! hyper, hand each request to `App::handle` with where it came from, stop gracefully when told.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -38,8 +39,18 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// Serves until `shutdown` resolves, then gives in-flight requests a grace period; with `tls`,
-/// every connection is HTTPS.
+/// The largest request line plus header block read (hyper's smallest allowed buffer is 8 KiB);
+/// past it the client gets 431.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The most header fields a request may carry; past it the client gets 431.
+pub const MAX_HEADERS: usize = 64;
+
+/// How long in-flight requests may take to finish once shutdown begins.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves until `shutdown` resolves; then stops accepting (new connections are refused), lets
+/// in-flight requests finish for up to [`SHUTDOWN_GRACE`] and closes idle keep-alive
+/// connections. With `tls`, every connection is HTTPS.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
@@ -47,7 +58,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<()> {
     let acceptor = tls.map(TlsAcceptor::from);
-    let mut connections = tokio::task::JoinSet::new();
+    let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -64,7 +75,8 @@ pub async fn serve(
         stream.set_nodelay(true).ok();
         let app = app.clone();
         let acceptor = acceptor.clone();
-        connections.spawn(async move {
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
             match acceptor {
                 None => {
                     serve_connection(
@@ -74,51 +86,58 @@ pub async fn serve(
                             client: peer,
                             scheme: "http",
                         },
+                        watcher,
                     )
                     .await
                 }
                 Some(acceptor) => match acceptor.accept(stream).await {
                     Ok(stream) => {
-                        serve_connection(
-                            app,
-                            stream,
-                            Connection {
-                                client: peer,
-                                scheme: "https",
-                            },
-                        )
-                        .await
+                        let connection = Connection {
+                            client: peer,
+                            scheme: "https",
+                        };
+                        serve_connection(app, stream, connection, watcher).await
                     }
                     Err(e) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                 },
             }
         });
     }
+    drop(listener);
     tracing::info!(
-        "shutting down: waiting up to 5 s for {} open connections",
-        connections.len()
+        "shutting down: no new connections; waiting up to {} s for {} open ones",
+        SHUTDOWN_GRACE.as_secs(),
+        graceful.count()
     );
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still running after the grace period were cut off");
+    }
     Ok(())
 }
 
-async fn serve_connection<S>(app: Arc<App>, stream: S, connection: Connection)
+async fn serve_connection<S>(app: Arc<App>, stream: S, connection: Connection, watcher: Watcher)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let read_timeout = app.read_timeout;
     let service = hyper::service::service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
         let app = app.clone();
         request.extensions_mut().insert(connection);
         async move { Ok::<_, Infallible>(app.handle(request).await) }
     });
-    if let Err(e) = http1::Builder::new()
+    let serving = http1::Builder::new()
         .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
+        .timer(TokioTimer::new())
+        // A client that dribbles its headers is cut off instead of holding the connection.
+        .header_read_timeout(read_timeout)
+        // The request line and headers must fit this buffer (hyper's default is ~400 KB).
+        .max_buf_size(MAX_HEADER_BYTES)
+        .max_headers(MAX_HEADERS)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(serving).await {
         tracing::debug!(peer = %connection.client, "connection ended: {e}");
     }
 }

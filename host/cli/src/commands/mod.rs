@@ -6,5 +6,6 @@ pub mod eval;
 pub mod frontier;
 pub mod predict;
 pub mod snapshot;
+pub mod stress;
 pub mod train;
 pub mod up;

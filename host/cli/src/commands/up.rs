@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
-use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, engine, process, server};
+use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, engine, metrics, process, server};
 
 #[derive(clap::Args)]
 pub struct UpCommand {
@@ -26,6 +26,10 @@ pub struct UpCommand {
     /// Largest accepted request body, in bytes (larger ones get 413).
     #[arg(long, default_value_t = spinfer_protocol::MAX_BODY_BYTES)]
     max_body: usize,
+    /// Seconds a client has to send a request's headers, and then its body; a slower client
+    /// is cut off (its body with 408).
+    #[arg(long, default_value_t = AppOptions::default().read_timeout.as_secs_f64())]
+    read_timeout: f64,
     /// Requests one `wasi:http` 0.3 instance may serve (Spin 4's default); 1 = a fresh instance
     /// per request. `wasi:http` 0.2 components always get a fresh instance.
     #[arg(long, default_value_t = ReusePolicy::SPIN.max_reuse)]
@@ -64,6 +68,10 @@ pub struct UpCommand {
     /// Where `wasi:nn` runs; a GPU that cannot be used is an error, never a CPU fallback.
     #[arg(long, value_enum, default_value = "cpu", requires = "nn")]
     nn_target: NnTarget,
+    /// Serve Prometheus metrics at http://<addr>/metrics (off by default; the app's own routes
+    /// are never touched).
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn parse_pair(raw: &str) -> Result<(String, String), String> {
@@ -78,6 +86,7 @@ impl UpCommand {
             memory_limit: self.memory_limit_mb << 20,
             request_timeout: Duration::from_secs_f64(self.request_timeout),
             max_body: self.max_body,
+            read_timeout: Duration::from_secs_f64(self.read_timeout),
             reuse: ReusePolicy {
                 max_reuse: self.max_instance_reuse_count.max(1),
                 max_concurrent: self.max_instance_concurrent_reuse_count.max(1),
@@ -108,14 +117,32 @@ impl UpCommand {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let runtime = tokio::runtime::Runtime::new()?;
         runtime.block_on(async {
+            let exporter = match self.metrics_listen {
+                Some(addr) => Some((metrics::install()?, server::bind(addr).await?)),
+                None => None,
+            };
             let app = Arc::new(App::load(&manifest, &options)?);
             let listener = server::bind(self.listen).await?;
-            // The line tests and scripts wait for.
-            println!("{}", process::banner(&app.name, scheme, listener.local_addr()?));
-            server::serve(app, listener, tls, async {
-                tokio::signal::ctrl_c().await.ok();
-            })
-            .await
+            let addr = listener.local_addr()?;
+            // The line tests and scripts wait for comes first.
+            println!("{}", process::banner(&app.name, scheme, addr));
+            println!("spinfer: draw a digit at {scheme}://{addr}/ (the API is described at /openapi.json)");
+            if let Some((handle, listener)) = exporter {
+                println!("spinfer: metrics at http://{}/metrics", listener.local_addr()?);
+                tokio::spawn(metrics::serve(handle, listener));
+            }
+            server::serve(app, listener, tls, shutdown_signal()).await
         })
+    }
+}
+
+/// Ctrl-C or SIGTERM (what `kill`, systemd and Kubernetes send): the server stops accepting and
+/// lets in-flight requests finish.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler can be installed");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
     }
 }

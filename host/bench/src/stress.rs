@@ -1,0 +1,302 @@
+//! `spinfer stress`: overload and soak runs against a `spinfer up` child process. Every
+//! connection sends a mix of valid and invalid requests back to back, and every answer is
+//! checked against what that request must get; a 503 with `Retry-After` (load shedding) is
+//! counted, anything else unexpected is a wrong answer. The server's resident memory is sampled
+//! once a second.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use spinfer_serve::process::ServerProcess;
+
+use crate::load::median;
+
+pub struct StressConfig {
+    /// The `spinfer` binary that serves (normally the running one).
+    pub exe: PathBuf,
+    pub manifest: PathBuf,
+    pub data: PathBuf,
+    /// Extra `spinfer up` flags.
+    pub up_args: Vec<String>,
+    pub connections: Vec<usize>,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+/// One kind of request in the mix and what it must get.
+struct Probe {
+    path: &'static str,
+    content_type: &'static str,
+    body: Bytes,
+    status: u16,
+    /// For a 200: the label the answer must carry.
+    label: Option<u64>,
+}
+
+/// The mix: three valid requests (pixels, a batch, the other model) to each invalid one.
+fn probes(data: &Path) -> Result<Vec<Probe>> {
+    let test = spinfer_mnist::Mnist::load_test(data)?;
+    let pixels = |i: usize| serde_json::json!({ "pixels": test.image(i) });
+    let json = |value: serde_json::Value| Bytes::from(serde_json::to_vec(&value).expect("serialises"));
+    Ok(vec![
+        Probe {
+            path: "/predict",
+            content_type: "application/json",
+            body: json(pixels(0)),
+            status: 200,
+            label: Some(u64::from(test.labels[0])),
+        },
+        Probe {
+            path: "/predict",
+            content_type: "application/json",
+            body: json(pixels(1)),
+            status: 200,
+            label: Some(u64::from(test.labels[1])),
+        },
+        Probe {
+            path: "/predict?model=mnist-lean",
+            content_type: "application/json",
+            body: json(pixels(2)),
+            status: 200,
+            label: Some(u64::from(test.labels[2])),
+        },
+        Probe {
+            path: "/predict",
+            content_type: "application/json",
+            body: Bytes::from_static(b"{\"pixels\": [1, 2"),
+            status: 400,
+            label: None,
+        },
+    ])
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StressResult {
+    pub connections: usize,
+    pub seconds: f64,
+    /// Correct 200s and correct 4xx answers.
+    pub correct: usize,
+    /// 503s with `Retry-After`: load shed.
+    pub shed: usize,
+    /// Answers with a status or label other than the request must get.
+    pub wrong: usize,
+    /// 5xx answers other than load-shedding 503s (also counted in `wrong`).
+    pub server_errors: usize,
+    /// Connections that failed (refused, reset, protocol errors).
+    pub connection_errors: usize,
+    /// Latency of the correct answers.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Resident memory of the server: the median of the first and of the last 10 s sampled
+    /// after warm-up, in MiB.
+    pub rss_first_mib: f64,
+    pub rss_last_mib: f64,
+}
+
+#[derive(Default)]
+struct Tally {
+    correct: usize,
+    shed: usize,
+    wrong: usize,
+    server_errors: usize,
+    connection_errors: usize,
+    latencies: Vec<f64>,
+}
+
+async fn connection(
+    addr: SocketAddr,
+    probes: Arc<Vec<Probe>>,
+    offset: usize,
+    start: Instant,
+    end: Instant,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut turn = offset;
+    'connect: while Instant::now() < end {
+        let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+            tally.connection_errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        stream.set_nodelay(true).ok();
+        let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
+            tally.connection_errors += 1;
+            continue;
+        };
+        tokio::spawn(conn);
+        while Instant::now() < end {
+            let probe = &probes[turn % probes.len()];
+            turn += 1;
+            let request = http::Request::post(probe.path)
+                .header("host", addr.to_string())
+                .header("content-type", probe.content_type)
+                .body(Full::new(probe.body.clone()))
+                .expect("a valid request");
+            let sent = Instant::now();
+            let answer = match sender.send_request(request).await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let retry = response.headers().contains_key(http::header::RETRY_AFTER);
+                    response
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|body| (status, retry, body.to_bytes()))
+                }
+                Err(e) => Err(e),
+            };
+            let Ok((status, retry, body)) = answer else {
+                tally.connection_errors += 1;
+                continue 'connect;
+            };
+            if status == 503 && retry {
+                tally.shed += 1;
+                continue;
+            }
+            let label = || {
+                serde_json::from_slice::<serde_json::Value>(&body)
+                    .ok()
+                    .and_then(|value| value["label"].as_u64())
+            };
+            let right = status == probe.status && (probe.label.is_none() || label() == probe.label);
+            if !right {
+                tally.wrong += 1;
+                if status >= 500 {
+                    tally.server_errors += 1;
+                }
+            } else {
+                tally.correct += 1;
+                if sent >= start {
+                    tally.latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+    tally
+}
+
+/// Resident memory of process `pid` in MiB (Linux `/proc`).
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// One run at `connections` against a fresh server.
+async fn run_one(config: &StressConfig, probes: Arc<Vec<Probe>>, connections: usize) -> Result<StressResult> {
+    let args: Vec<&str> = config.up_args.iter().map(String::as_str).collect();
+    let server = ServerProcess::start(
+        ServerProcess::up_command(&config.exe, &config.manifest, &args),
+        Duration::from_secs(120),
+    )?;
+    let start = Instant::now() + config.warmup;
+    let end = start + config.duration;
+    let pid = server.id();
+    let sampler = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        while Instant::now() < end {
+            every.tick().await;
+            if Instant::now() >= start {
+                samples.extend(rss_mib(pid));
+            }
+        }
+        samples
+    });
+    let tasks: Vec<_> = (0..connections)
+        .map(|i| tokio::spawn(connection(server.addr, probes.clone(), i, start, end)))
+        .collect();
+    let mut tally = Tally::default();
+    for task in tasks {
+        let one = task.await.context("a load connection")?;
+        tally.correct += one.correct;
+        tally.shed += one.shed;
+        tally.wrong += one.wrong;
+        tally.server_errors += one.server_errors;
+        tally.connection_errors += one.connection_errors;
+        tally.latencies.extend(one.latencies);
+    }
+    let samples = sampler.await?;
+    let window = samples.len().min(10);
+    tally.latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        let l = &tally.latencies;
+        if l.is_empty() {
+            f64::NAN
+        } else {
+            l[((l.len() - 1) as f64 * p).round() as usize]
+        }
+    };
+    Ok(StressResult {
+        connections,
+        seconds: config.duration.as_secs_f64(),
+        correct: tally.correct,
+        shed: tally.shed,
+        wrong: tally.wrong,
+        server_errors: tally.server_errors,
+        connection_errors: tally.connection_errors,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        rss_first_mib: if window > 0 {
+            median(samples[..window].to_vec())
+        } else {
+            f64::NAN
+        },
+        rss_last_mib: if window > 0 {
+            median(samples[samples.len() - window..].to_vec())
+        } else {
+            f64::NAN
+        },
+    })
+}
+
+/// A run at each connection count, each against its own fresh server, one after another.
+pub fn run(config: &StressConfig) -> Result<Vec<StressResult>> {
+    let probes = Arc::new(probes(&config.data)?);
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut results = Vec::new();
+    for &connections in &config.connections {
+        let result = runtime.block_on(run_one(config, probes.clone(), connections))?;
+        tracing::info!(?result, "measured");
+        results.push(result);
+    }
+    Ok(results)
+}
+
+pub fn table(results: &[StressResult]) -> String {
+    let mut out = String::from(
+        "| conns | s | correct | shed 503 | wrong | other 5xx | conn errors | p50 ms | p99 ms | correct/s | RSS first 10 s MiB | RSS last 10 s MiB |\n",
+    );
+    out += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    for r in results {
+        out += &format!(
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.0} | {:.1} | {:.1} |\n",
+            r.connections,
+            r.seconds,
+            r.correct,
+            r.shed,
+            r.wrong,
+            r.server_errors,
+            r.connection_errors,
+            r.p50_ms,
+            r.p99_ms,
+            r.correct as f64 / r.seconds,
+            r.rss_first_mib,
+            r.rss_last_mib,
+        );
+    }
+    out
+}
