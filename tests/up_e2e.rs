@@ -59,7 +59,8 @@ async fn send(
 
 #[test]
 fn serves_predictions_over_tcp() {
-    let server = start();
+    // Room for the 16 concurrent clients below (the default sheds past 4 per core).
+    let server = start_with(&["--max-in-flight", "16"], &[]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (status, health) = send(&server.addr, "GET", "/healthz", None).await;

@@ -99,3 +99,25 @@ def test_the_server_refuses_bad_model_files_at_start(tmp_path):
     onnx.unlink()  # missing
     failed = start()
     assert failed.returncode != 0 and "mnist-seed.onnx is missing" in failed.stderr, failed.stderr
+
+
+def test_a_model_that_goes_missing_is_a_503_and_the_others_serve_on(tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(ROOT / "models", models)
+    manifest = (ROOT / "spin.toml").read_text().replace('source = "models"', f'source = "{models}"')
+    manifest = manifest.replace('source = "target/', f'source = "{ROOT}/target/')
+    (tmp_path / "spin.toml").write_text(manifest)
+    server = Server("--max-instance-reuse-count", "1", manifest=str(tmp_path / "spin.toml"))
+    try:
+        (models / "mnist-seed.onnx").unlink()
+        lean = models / "mnist-lean.onnx"
+        lean.write_bytes(lean.read_bytes()[:2000])
+        pixels = {"pixels": [0] * 784}
+        gone = server.post_json("/predict?model=mnist-seed", pixels)
+        assert gone.status == 503 and "mnist-seed" in gone.json()["error"], gone
+        cut = server.post_json("/predict?model=mnist-lean", pixels)
+        assert cut.status == 503 and "mnist-lean" in cut.json()["error"], cut
+        for name in ["mnist-compact", "mnist-cnn"]:
+            assert server.post_json(f"/predict?model={name}", pixels).status == 200
+    finally:
+        server.close()

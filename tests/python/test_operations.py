@@ -126,3 +126,34 @@ def test_sigterm_lets_in_flight_requests_finish():
         assert server.process.wait(15) == 0
     finally:
         server.close()
+
+
+def test_slow_clients_are_cut_off_and_hold_nothing():
+    server = Server("--read-timeout", "1", "--max-in-flight", "4")
+    try:
+        host, port = server.addr.rsplit(":", 1)
+        # Headers dribbled in and never finished; a body that stops half way.
+        headers = socket.create_connection((host, int(port)), timeout=10)
+        headers.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\n")
+        bodies = []
+        for _ in range(3):
+            body = socket.create_connection((host, int(port)), timeout=10)
+            body.sendall(b"POST /predict HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                         b"content-length: 5000\r\n\r\n{\"pixels\": [")
+            bodies.append(body)
+        started = time.monotonic()
+        # Their bodies are read outside any instance: the component still answers meanwhile.
+        assert server.request("GET", "/healthz").status == 200
+        for body in bodies:
+            answer = body.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:100]
+            assert b"did not arrive within 1 s" in answer
+            body.close()
+        rest = headers.recv(65536)
+        assert rest == b"" or rest.startswith(b"HTTP/1.1 408"), rest[:100]
+        assert time.monotonic() - started < 5
+        headers.close()
+        # Their slots are free again: the whole in-flight limit serves.
+        assert all(server.request("GET", "/healthz").status == 200 for _ in range(8))
+    finally:
+        server.close()

@@ -58,10 +58,8 @@ impl Backend for Uniform {
     }
     fn infer(&self, _: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError> {
         assert_eq!(input.len(), batch * PIXELS, "the decoder passed a whole batch");
-        assert!(
-            input.iter().all(|v| (0.0..=1.0).contains(v)),
-            "inputs are in [0, 1]"
-        );
+        // The Open Inference Protocol takes any finite FP32 tensor; `/predict` only [0, 1].
+        assert!(input.iter().all(|v| v.is_finite()), "inputs are finite");
         Ok(vec![0.1; batch * 10])
     }
 }

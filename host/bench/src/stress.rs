@@ -1,7 +1,8 @@
 //! `spinfer stress`: overload and soak runs against a `spinfer up` child process. Every
 //! connection sends a mix of valid and invalid requests back to back, and every answer is
 //! checked against what that request must get; a 503 with `Retry-After` (load shedding) is
-//! counted, anything else unexpected is a wrong answer. The server's resident memory is sampled
+//! counted and honoured (the connection waits that long, at most 1 s, as a well-behaved client
+//! does), anything else unexpected is a wrong answer. The server's resident memory is sampled
 //! once a second.
 
 use std::net::SocketAddr;
@@ -16,6 +17,10 @@ use hyper_util::rt::TokioIo;
 use spinfer_serve::process::ServerProcess;
 
 use crate::load::median;
+
+/// The longest a connection waits after a 503 before its next request, whatever
+/// `Retry-After` says.
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
 pub struct StressConfig {
     /// The `spinfer` binary that serves (normally the running one).
@@ -142,7 +147,11 @@ async fn connection(
             let answer = match sender.send_request(request).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let retry = response.headers().contains_key(http::header::RETRY_AFTER);
+                    let retry = response
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                        .map(Duration::from_secs);
                     response
                         .into_body()
                         .collect()
@@ -155,8 +164,10 @@ async fn connection(
                 tally.connection_errors += 1;
                 continue 'connect;
             };
-            if status == 503 && retry {
+            if status == 503 && retry.is_some() {
+                // A well-behaved client waits as told (capped, so a run stays short).
                 tally.shed += 1;
+                tokio::time::sleep(retry.unwrap_or_default().min(MAX_BACKOFF)).await;
                 continue;
             }
             let label = || {
@@ -230,6 +241,7 @@ async fn run_one(config: &StressConfig, probes: Arc<Vec<Probe>>, connections: us
         tally.latencies.extend(one.latencies);
     }
     let samples = sampler.await?;
+    tracing::info!(connections, rss_mib = ?samples, "resident memory, once a second");
     let window = samples.len().min(10);
     tally.latencies.sort_by(f64::total_cmp);
     let pct = |p: f64| {

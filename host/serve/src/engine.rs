@@ -22,7 +22,7 @@ pub struct EngineOptions {
 /// `SPIN_MAX_INSTANCE_COUNT` (1,000) sizes the pool; the others default to multiples of it.
 pub fn pooling_config(memory_limit: usize) -> Result<PoolingAllocationConfig> {
     const MIB: usize = 1 << 20;
-    let max_instances: u32 = env("SPIN_MAX_INSTANCE_COUNT", 1_000)?;
+    let max_instances: u32 = env("SPIN_MAX_INSTANCE_COUNT", crate::POOL_INSTANCES)?;
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(env("SPIN_WASMTIME_INSTANCE_COUNT", max_instances)?)
         .total_memories(env("SPIN_WASMTIME_TOTAL_MEMORIES", max_instances)?)

@@ -61,9 +61,20 @@ pub struct AppOptions {
     pub max_in_flight: usize,
 }
 
-/// The default in-flight limit: the instance pool's size (Spin's 1,000), so that a burst is
-/// shed with a 503 before the pool could run out.
-pub const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
+/// Instances the pooling allocator holds (Spin's `SPIN_MAX_INSTANCE_COUNT` default).
+pub const POOL_INSTANCES: u32 = 1_000;
+
+/// Requests in flight per CPU core by default: enough to keep every core busy while one
+/// request waits on I/O, few enough that the ones admitted are answered quickly (at 64 and 256
+/// connections, p99 within 4× the 1-connection p99; BENCHMARKS.md).
+pub const IN_FLIGHT_PER_CORE: usize = 4;
+
+/// The default in-flight limit: [`IN_FLIGHT_PER_CORE`] per core, never more than the instance
+/// pool holds, so that a burst is shed with a 503 and the pool never runs out (a 500).
+pub fn default_max_in_flight() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    (IN_FLIGHT_PER_CORE * cores).min(POOL_INSTANCES as usize)
+}
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -78,7 +89,7 @@ impl Default for AppOptions {
             environment: Vec::new(),
             variables: Vec::new(),
             nn: None,
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_in_flight: default_max_in_flight(),
         }
     }
 }

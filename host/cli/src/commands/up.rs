@@ -40,8 +40,9 @@ pub struct UpCommand {
     /// How long an idle reused instance is kept, in seconds.
     #[arg(long, default_value_t = ReusePolicy::SPIN.idle_timeout.as_secs_f64())]
     idle_instance_timeout: f64,
-    /// Requests served at once; more get 503 with `Retry-After` at once.
-    #[arg(long, default_value_t = spinfer_serve::DEFAULT_MAX_IN_FLIGHT)]
+    /// Requests served at once; more get 503 with `Retry-After` at once (default: 4 per CPU
+    /// core, at most the instance pool's 1,000).
+    #[arg(long, default_value_t = spinfer_serve::default_max_in_flight())]
     max_in_flight: usize,
     /// Compile every start instead of using the compiled-component cache.
     #[arg(long)]
