@@ -114,6 +114,28 @@ fn a_swapped_model_is_detected_and_served() {
 }
 
 #[test]
+fn every_gemm_tile_agrees_with_tracts_own_choice() {
+    // The plain component optimises its models in the instance, where the tier reads the tile.
+    let plain = manifest_with(&component_path(), None);
+    let tract = load(&plain);
+    for tile in ["4x16", "4x4"] {
+        let chosen = load_with(
+            &plain,
+            &AppOptions {
+                environment: vec![(spinfer_engine::WASM_GEMM_VAR.into(), tile.into())],
+                ..options()
+            },
+        );
+        for index in 0..50 {
+            let (a, b) = (probabilities(&tract, index), probabilities(&chosen, index));
+            for (x, y) in a.iter().zip(&b) {
+                assert!((x - y).abs() < 1e-5, "{tile}, image {index}: {x} vs {y}");
+            }
+        }
+    }
+}
+
+#[test]
 fn simd_build_agrees_with_scalar_build() {
     let scalar = root().join("target/scalar/wasm32-wasip2/wasm/spinfer_classifier.wasm");
     assert!(

@@ -71,6 +71,11 @@ def test_a_fault_fails_only_its_own_instance(tmp_path, reuse):
 def test_the_guest_sees_only_its_mounts_and_no_network(tmp_path):
     app = faulty_app(tmp_path, 1)
     try:
+        # (And it sees the request id the client gets back.)
+        seen = app.request("GET", "/request-id", headers={"x-request-id": "trace-7"})
+        assert seen.body == b"trace-7" and seen.headers["x-request-id"] == "trace-7"
+        made = app.request("GET", "/request-id")
+        assert made.body.decode() == made.headers["x-request-id"]
         assert app.request("GET", "/read?/data/note.txt").status == 200
         for outside in ["/etc/passwd", "/proc/self/environ", str(ROOT / "Cargo.toml"), "/data/../../etc/hostname"]:
             reply = app.request("GET", f"/read?{outside}")

@@ -3,6 +3,12 @@
 
 pub mod cost;
 mod store;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+pub mod tiers;
+
+/// Names the f32 GEMM tile tract runs in wasm (`8x8`, `4x16`, `4x4`; see `tiers`), read when a
+/// model is optimised; unset, tract-linalg's own rule picks.
+pub const WASM_GEMM_VAR: &str = "SPINFER_WASM_GEMM";
 
 pub use store::ModelStore;
 
@@ -32,9 +38,42 @@ type Plan = std::sync::Arc<TypedSimplePlan>;
 /// largest batch the API accepts fits an instance's memory (a run's scratch grows with N).
 pub const MAX_RUN_BATCH: usize = 64;
 
-/// An optimised classifier with input `[N, C, H, W]` and output `[N, classes]`.
-pub struct Classifier {
+/// A plan and the run states kept for it: tract's per-run set-up (the state, its buffers, the
+/// resolved symbols) is paid once per concurrent caller, not on every request. In a component
+/// there is one caller, so one state; a native host running several at once keeps one each.
+struct Runner {
     plan: Plan,
+    idle: std::sync::Mutex<Vec<TypedSimpleState>>,
+}
+
+impl Runner {
+    fn new(plan: Plan) -> Runner {
+        Runner {
+            plan,
+            idle: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    fn run(&self, input: TValue) -> TractResult<TVec<TValue>> {
+        let idle = || self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = idle().pop();
+        let mut state = match taken {
+            Some(state) => state,
+            None => TypedSimpleState::new(&self.plan)?,
+        };
+        let outputs = state.run(tvec!(input))?;
+        // Only a state whose run finished goes back (a failed one may be half-way).
+        idle().push(state);
+        Ok(outputs)
+    }
+}
+
+/// An optimised classifier with input `[N, C, H, W]` and output `[N, classes]`: one plan for a
+/// symbolic batch, and one specialised to a single item (no symbol to resolve, shapes known at
+/// optimisation), which serves most requests.
+pub struct Classifier {
+    batch: Runner,
+    single: Runner,
     item_shape: Vec<usize>,
     classes: usize,
 }
@@ -42,12 +81,11 @@ pub struct Classifier {
 impl Classifier {
     /// Parses, types and optimises an ONNX model whose first input has a symbolic batch.
     pub fn from_onnx(bytes: &[u8]) -> Result<Classifier, EngineError> {
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        tiers::keep();
         let load = |e: TractError| EngineError::Load(format!("{e:#}"));
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
-            .map_err(load)?
-            .into_typed()
-            .map_err(load)?;
+        let parsed = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(load)?;
+        let model = parsed.clone().into_typed().map_err(load)?;
         let input = model.input_fact(0).map_err(load)?.clone();
         let output = model.output_fact(0).map_err(load)?.clone();
         let item_shape = concrete_tail(&input.shape).ok_or_else(|| {
@@ -61,13 +99,22 @@ impl Classifier {
             .ok_or_else(|| {
                 EngineError::Load(format!("output shape {:?} must be [N, classes]", output.shape))
             })?;
-        let plan = model
+        let batch = model
+            .into_optimized()
+            .map_err(load)?
+            .into_runnable()
+            .map_err(load)?;
+        let one: Vec<usize> = std::iter::once(1).chain(item_shape.iter().copied()).collect();
+        let single = parsed
+            .with_input_fact(0, InferenceFact::dt_shape(input.datum_type, one))
+            .map_err(load)?
             .into_optimized()
             .map_err(load)?
             .into_runnable()
             .map_err(load)?;
         Ok(Classifier {
-            plan,
+            batch: Runner::new(batch),
+            single: Runner::new(single),
             item_shape,
             classes,
         })
@@ -106,14 +153,16 @@ impl Classifier {
         Ok(probs)
     }
 
-    /// One tract run over whole items.
+    /// One tract run over whole items (the single-item plan for one).
     fn run_batch(&self, input: &[f32]) -> Result<Vec<f32>, EngineError> {
-        let mut shape = vec![input.len() / self.item_len()];
+        let items = input.len() / self.item_len();
+        let mut shape = vec![items];
         shape.extend_from_slice(&self.item_shape);
         let run = |e: TractError| EngineError::Run(format!("{e:#}"));
         let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, input.to_vec())
             .map_err(|e| EngineError::Run(e.to_string()))?;
-        let outputs = self.plan.run(tvec!(Tensor::from(tensor).into())).map_err(run)?;
+        let runner = if items == 1 { &self.single } else { &self.batch };
+        let outputs = runner.run(Tensor::from(tensor).into()).map_err(run)?;
         let probs = outputs[0].to_plain_array_view::<f32>().map_err(run)?;
         Ok(probs.iter().copied().collect())
     }

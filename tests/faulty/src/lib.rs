@@ -2,6 +2,7 @@
 //! does to the requests beside it (`tests/python/test_faults.py`):
 //!
 //! - `/count`: this instance's request count (1 on a fresh instance);
+//! - `/request-id`: the `x-request-id` header the host passed in;
 //! - `/trap`: panics (a trap, as the component is built with `panic = "abort"`);
 //! - `/oom`: allocates until the instance's memory limit stops it;
 //! - `/spin`: loops past any deadline;
@@ -30,6 +31,13 @@ async fn handle(request: Request) -> http::Response<Full<Bytes>> {
     let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
     match request.uri().path() {
         "/count" => text(200, served.to_string()),
+        "/request-id" => {
+            let id = request
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok());
+            text(200, id.unwrap_or("(none)").to_string())
+        }
         "/trap" => panic!("the test asked for a trap"),
         "/oom" => {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
