@@ -86,15 +86,21 @@ def test_the_guest_sees_only_its_mounts_and_no_network(tmp_path):
         app.close()
 
 
-def test_the_server_refuses_bad_model_files_at_start(tmp_path):
+def with_models_copy(tmp_path):
+    """The app's spin.toml, written into `tmp_path` to serve a copy of `models/`: (manifest, models)."""
     models = tmp_path / "models"
     shutil.copytree(ROOT / "models", models)
     manifest = (ROOT / "spin.toml").read_text().replace('source = "models"', f'source = "{models}"')
     manifest = manifest.replace('source = "target/', f'source = "{ROOT}/target/')
     (tmp_path / "spin.toml").write_text(manifest)
+    return tmp_path / "spin.toml", models
+
+
+def test_the_server_refuses_bad_model_files_at_start(tmp_path):
+    manifest, models = with_models_copy(tmp_path)
 
     def start():
-        return subprocess.run([spinfer_bin(), "up", "--listen", "127.0.0.1:0", "-f", tmp_path / "spin.toml"],
+        return subprocess.run([spinfer_bin(), "up", "--listen", "127.0.0.1:0", "-f", manifest],
                               capture_output=True, text=True, timeout=60)
 
     onnx = models / "mnist-seed.onnx"
@@ -107,12 +113,8 @@ def test_the_server_refuses_bad_model_files_at_start(tmp_path):
 
 
 def test_a_model_that_goes_missing_is_a_503_and_the_others_serve_on(tmp_path):
-    models = tmp_path / "models"
-    shutil.copytree(ROOT / "models", models)
-    manifest = (ROOT / "spin.toml").read_text().replace('source = "models"', f'source = "{models}"')
-    manifest = manifest.replace('source = "target/', f'source = "{ROOT}/target/')
-    (tmp_path / "spin.toml").write_text(manifest)
-    server = Server("--max-instance-reuse-count", "1", manifest=str(tmp_path / "spin.toml"))
+    manifest, models = with_models_copy(tmp_path)
+    server = Server("--max-instance-reuse-count", "1", manifest=str(manifest))
     try:
         (models / "mnist-seed.onnx").unlink()
         lean = models / "mnist-lean.onnx"

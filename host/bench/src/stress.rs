@@ -49,28 +49,18 @@ fn probes(data: &Path) -> Result<Vec<Probe>> {
     let test = spinfer_mnist::Mnist::load_test(data)?;
     let pixels = |i: usize| serde_json::json!({ "pixels": test.image(i) });
     let json = |value: serde_json::Value| Bytes::from(serde_json::to_vec(&value).expect("serialises"));
+    // A valid request for test image `i` through `path`: a 200 with the image's label.
+    let valid = |path, i: usize| Probe {
+        path,
+        content_type: "application/json",
+        body: json(pixels(i)),
+        status: 200,
+        label: Some(u64::from(test.labels[i])),
+    };
     Ok(vec![
-        Probe {
-            path: "/predict",
-            content_type: "application/json",
-            body: json(pixels(0)),
-            status: 200,
-            label: Some(u64::from(test.labels[0])),
-        },
-        Probe {
-            path: "/predict",
-            content_type: "application/json",
-            body: json(pixels(1)),
-            status: 200,
-            label: Some(u64::from(test.labels[1])),
-        },
-        Probe {
-            path: "/predict?model=mnist-lean",
-            content_type: "application/json",
-            body: json(pixels(2)),
-            status: 200,
-            label: Some(u64::from(test.labels[2])),
-        },
+        valid("/predict", 0),
+        valid("/predict", 1),
+        valid("/predict?model=mnist-lean", 2),
         Probe {
             path: "/predict",
             content_type: "application/json",
