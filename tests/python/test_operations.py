@@ -157,3 +157,24 @@ def test_slow_clients_are_cut_off_and_hold_nothing():
         assert all(server.request("GET", "/healthz").status == 200 for _ in range(8))
     finally:
         server.close()
+
+
+def test_every_layer_reports_its_span_and_they_nest(server):
+    import http.client
+    host, port = server.addr.rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    images, _ = load_test_images(1)
+    connection.request("POST", "/predict", json.dumps({"pixels": images[0].flatten().tolist()}).encode(),
+                       {"content-type": "application/json"})
+    response = connection.getresponse()
+    response.read()
+    spans = {}
+    for name, value in response.getheaders():
+        if name.lower() == "server-timing":
+            for metric in value.split(","):
+                label, _, duration = metric.strip().partition(";dur=")
+                spans[label] = float(duration)
+    connection.close()
+    assert set(spans) == {"decode", "infer", "component", "ready", "host"}, spans
+    assert spans["host"] >= spans["component"] + spans["ready"]
+    assert spans["component"] >= spans["decode"] + spans["infer"]

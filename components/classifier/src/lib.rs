@@ -16,6 +16,7 @@ use spin_sdk::http_service;
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
     // The default-model variable matters only until this instance has its models, so the host
     // call is made once per instance, not once per request.
+    let started = std::time::Instant::now();
     let store = match models::verified() {
         Some(store) => Ok(store),
         None => match spinfer_spin_http::default_model().await {
@@ -23,9 +24,15 @@ async fn handle(request: Request) -> http::Response<Full<Bytes>> {
             Err(error) => Err(error),
         },
     };
-    spinfer_spin_http::serve(request, |request| match store {
+    // What this instance paid to have its models (the check of the mounted files, once).
+    let ready = spinfer_protocol::http::server_timing("ready", started.elapsed());
+    let mut response = spinfer_spin_http::serve(request, |request| match store {
         Ok(store) => spinfer_protocol::handle(store.as_ref(), request),
         Err(error) => spinfer_protocol::Response::error(&error),
     })
-    .await
+    .await;
+    if let Ok(value) = http::HeaderValue::from_str(&ready) {
+        response.headers_mut().append("server-timing", value);
+    }
+    response
 }

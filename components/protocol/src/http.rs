@@ -140,3 +140,10 @@ impl Timing {
         format!("decode;dur={:.3}, infer;dur={:.3}", self.decode_ms, self.infer_ms)
     }
 }
+
+/// One `server-timing` metric (`name;dur=<ms>`): each layer that serves a request (the host,
+/// the component, the API) adds its own `server-timing` header, so a client sees where the time
+/// went.
+pub fn server_timing(name: &str, duration: std::time::Duration) -> String {
+    format!("{name};dur={:.3}", duration.as_secs_f64() * 1e3)
+}

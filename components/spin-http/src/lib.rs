@@ -8,6 +8,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use spin_sdk::http::Request;
 use spinfer_protocol::contract::{ALLOWED_ORIGINS_VARIABLE, DEFAULT_MODEL_VARIABLE};
+use spinfer_protocol::http::server_timing;
 use spinfer_protocol::{AllowedOrigins, ApiError, MAX_BODY_BYTES};
 
 /// A Spin variable's value, or `None` when the component defines none.
@@ -48,6 +49,7 @@ async fn respond(
     request: Request,
     handle: impl FnOnce(&spinfer_protocol::Request) -> spinfer_protocol::Response,
 ) -> spinfer_protocol::Response {
+    let started = std::time::Instant::now();
     let origins = allowed_origins().await;
     let (parts, body) = request.into_parts();
     // Spin applies no body limit of its own; the component keeps the same one as `spinfer up`.
@@ -65,7 +67,11 @@ async fn respond(
         (None, Ok(_)) => handle(&request),
         (None, Err(error)) => spinfer_protocol::Response::error(error),
     };
-    origins.decorate(request.origin, response)
+    // The component's whole span: body read, routing, decoding, inference, encoding.
+    let timing = server_timing("component", started.elapsed());
+    origins
+        .decorate(request.origin, response)
+        .with_header("server-timing", timing)
 }
 
 /// Reads the request (with the body limit), lets `handle` answer it, and encodes the answer.

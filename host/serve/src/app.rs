@@ -165,6 +165,12 @@ impl App {
             .headers_mut()
             .insert(REQUEST_ID_HEADER, request_id.clone());
         let elapsed = started.elapsed();
+        // The host's whole span, beside the component's own `server-timing` metrics.
+        let host = spinfer_protocol::http::server_timing("host", elapsed);
+        response.headers_mut().append(
+            "server-timing",
+            HeaderValue::from_str(&host).expect("a valid header value"),
+        );
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
         let model = header(MODEL_HEADER);
         let status = response.status().as_u16();
@@ -181,7 +187,12 @@ impl App {
             status,
             model,
             elapsed,
-            infer_ms: header("server-timing").and_then(metrics::infer_ms),
+            infer_ms: response
+                .headers()
+                .get_all("server-timing")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(metrics::infer_ms),
         });
         response
     }
