@@ -12,6 +12,7 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from support import ROOT, Server, encode, load_test_images
 
@@ -59,12 +60,8 @@ def jpeg_declaring(side: int) -> bytes:
 
 def big_digit(side: int) -> bytes:
     """A `side`×`side` PNG of the test digit, black ink on white, scaled up."""
-    from PIL import Image
-    image = Image.fromarray(255 - DIGIT).resize((side, side), Image.NEAREST)
-    import io
-    out = io.BytesIO()
-    image.save(out, format="PNG")
-    return out.getvalue()
+    scaled = Image.fromarray(255 - DIGIT).resize((side, side), Image.NEAREST)
+    return encode(np.asarray(scaled))
 
 
 def v2(data, shape, datatype="FP32", name="input", **extra) -> bytes:

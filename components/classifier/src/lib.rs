@@ -32,7 +32,9 @@ async fn handle(request: Request) -> http::Response<Full<Bytes>> {
     })
     .await;
     if let Ok(value) = http::HeaderValue::from_str(&ready) {
-        response.headers_mut().append("server-timing", value);
+        response
+            .headers_mut()
+            .append(spinfer_protocol::SERVER_TIMING_HEADER, value);
     }
     response
 }

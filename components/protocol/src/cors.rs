@@ -4,7 +4,7 @@
 use ::http::StatusCode;
 
 use crate::http::{Request, Response};
-use crate::{BINARY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER};
+use crate::{BINARY_HEADER, MODEL_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_HEADER};
 
 /// The methods the API has.
 const METHODS: &str = "GET, POST, OPTIONS";
@@ -18,7 +18,7 @@ fn allowed_headers() -> String {
 
 /// Response headers a cross-origin script may read.
 fn exposed_headers() -> String {
-    format!("server-timing, {BINARY_HEADER}, {MODEL_HEADER}, {REQUEST_ID_HEADER}")
+    format!("{SERVER_TIMING_HEADER}, {BINARY_HEADER}, {MODEL_HEADER}, {REQUEST_ID_HEADER}")
 }
 
 /// The origins allowed to call the API from a browser.

@@ -1,6 +1,7 @@
 //! The host-independent request and response that every server adapter converts to and from.
 
 use std::borrow::Cow;
+use std::time::{Duration, Instant};
 
 use ::http::StatusCode;
 
@@ -120,30 +121,57 @@ impl Response {
 /// Durations that go into the `server-timing` header.
 #[derive(Clone, Debug, Default)]
 pub struct Timing {
-    pub decode_ms: f64,
-    pub infer_ms: f64,
+    pub decode: Duration,
+    pub infer: Duration,
 }
 
 impl Timing {
-    pub fn between(
-        started: std::time::Instant,
-        decoded: std::time::Instant,
-        done: std::time::Instant,
-    ) -> Timing {
+    pub fn between(started: Instant, decoded: Instant, done: Instant) -> Timing {
         Timing {
-            decode_ms: (decoded - started).as_secs_f64() * 1e3,
-            infer_ms: (done - decoded).as_secs_f64() * 1e3,
+            decode: decoded - started,
+            infer: done - decoded,
         }
     }
 
     pub fn header(&self) -> String {
-        format!("decode;dur={:.3}, infer;dur={:.3}", self.decode_ms, self.infer_ms)
+        format!(
+            "{}, {}",
+            server_timing("decode", self.decode),
+            server_timing("infer", self.infer)
+        )
     }
 }
 
 /// One `server-timing` metric (`name;dur=<ms>`): each layer that serves a request (the host,
 /// the component, the API) adds its own `server-timing` header, so a client sees where the time
 /// went.
-pub fn server_timing(name: &str, duration: std::time::Duration) -> String {
+pub fn server_timing(name: &str, duration: Duration) -> String {
     format!("{name};dur={:.3}", duration.as_secs_f64() * 1e3)
+}
+
+/// The duration of metric `name` in one `server-timing` header value, in ms.
+pub fn server_timing_ms(value: &str, name: &str) -> Option<f64> {
+    value.split(',').find_map(|metric| {
+        let mut params = metric.trim().split(';');
+        (params.next()? == name).then_some(())?;
+        params.find_map(|param| param.trim().strip_prefix("dur=")?.parse().ok())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_metrics_are_written_and_read_back() {
+        let timing = Timing {
+            decode: Duration::from_micros(125),
+            infer: Duration::from_micros(350),
+        };
+        assert_eq!(timing.header(), "decode;dur=0.125, infer;dur=0.350");
+        assert_eq!(server_timing_ms(&timing.header(), "infer"), Some(0.35));
+        assert_eq!(server_timing_ms("infer;desc=\"x\";dur=2", "infer"), Some(2.0));
+        assert_eq!(server_timing_ms("decode;dur=1", "infer"), None);
+        assert_eq!(server_timing_ms("infer", "infer"), None);
+    }
 }

@@ -34,6 +34,9 @@ pub const MAX_BATCH: usize = 1024;
 /// part of a body whose tensors follow in binary.
 pub const BINARY_HEADER: &str = "inference-header-content-length";
 
+/// The response header each layer adds its durations to (`name;dur=<ms>`).
+pub const SERVER_TIMING_HEADER: &str = "server-timing";
+
 /// The response header that names the model which answered (for logs and metrics).
 pub const MODEL_HEADER: &str = "spinfer-model";
 

@@ -10,7 +10,7 @@ use crate::contract::PIXELS;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
 use crate::preprocess::{self, Input};
-use crate::{MAX_BATCH, MODEL_HEADER};
+use crate::{MAX_BATCH, MODEL_HEADER, SERVER_TIMING_HEADER};
 
 pub const DEFAULT_TOP_K: usize = 3;
 
@@ -171,7 +171,7 @@ pub fn handle(backend: &dyn Backend, request: &Request) -> Result<Response, ApiE
         })
     };
     Ok(Response::json(::http::StatusCode::OK, &body)
-        .with_header("server-timing", timing.header())
+        .with_header(SERVER_TIMING_HEADER, timing.header())
         .with_header(MODEL_HEADER, model))
 }
 

@@ -9,7 +9,7 @@ use crate::backend::Backend;
 use crate::card::ModelCard;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
-use crate::{BINARY_HEADER, MAX_BATCH, MODEL_HEADER};
+use crate::{BINARY_HEADER, MAX_BATCH, MODEL_HEADER, SERVER_TIMING_HEADER};
 
 pub fn server_metadata() -> Value {
     json!({ "name": "spinfer", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })
@@ -252,6 +252,6 @@ pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Resu
         Response::json(::http::StatusCode::OK, &body)
     };
     Ok(response
-        .with_header("server-timing", timing.header())
+        .with_header(SERVER_TIMING_HEADER, timing.header())
         .with_header(MODEL_HEADER, card.name.clone()))
 }

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use spin_sdk::http::Request;
 use spinfer_protocol::contract::{ALLOWED_ORIGINS_VARIABLE, DEFAULT_MODEL_VARIABLE};
 use spinfer_protocol::http::server_timing;
-use spinfer_protocol::{AllowedOrigins, ApiError, MAX_BODY_BYTES};
+use spinfer_protocol::{AllowedOrigins, ApiError, MAX_BODY_BYTES, SERVER_TIMING_HEADER};
 
 /// A Spin variable's value, or `None` when the component defines none.
 async fn variable(name: &str) -> Result<Option<String>, ApiError> {
@@ -71,7 +71,7 @@ async fn respond(
     let timing = server_timing("component", started.elapsed());
     origins
         .decorate(request.origin, response)
-        .with_header("server-timing", timing)
+        .with_header(SERVER_TIMING_HEADER, timing)
 }
 
 /// Reads the request (with the body limit), lets `handle` answer it, and encodes the answer.

@@ -92,13 +92,12 @@ pub async fn load(
     }
     ensure!(!latencies.is_empty(), "no request completed in {duration:?}");
     latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
     Ok(LoadResult {
         connections,
         requests: latencies.len(),
         seconds: duration.as_secs_f64(),
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        p50_ms: percentile(&latencies, 0.50),
+        p99_ms: percentile(&latencies, 0.99),
     })
 }
 
@@ -153,6 +152,14 @@ pub fn table(rows: &[Row]) -> String {
         }
     }
     out
+}
+
+/// The `p` quantile (0–1) of `sorted`, nearest rank; NaN when there is none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n => sorted[((n - 1) as f64 * p).round() as usize],
+    }
 }
 
 pub fn median(mut values: Vec<f64>) -> f64 {

@@ -8,7 +8,9 @@ use anyhow::{Result, anyhow, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use spinfer_protocol::SERVER_TIMING_HEADER;
 use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
+use spinfer_protocol::http::server_timing_ms;
 use spinfer_serve::App;
 use spinfer_serve::process::ServerProcess;
 
@@ -73,16 +75,14 @@ pub async fn wasm_inference_ms(app: &App, body: &Bytes, n: usize) -> Result<f64>
             .body(Full::new(body.clone()))?;
         let response = app.handle(request).await;
         ensure!(response.status() == 200, "status {}", response.status());
-        let timing = response
+        let infer = response
             .headers()
-            .get("server-timing")
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| anyhow!("no server-timing header"))?;
-        let infer = timing
-            .split(',')
-            .find_map(|part| part.trim().strip_prefix("infer;dur="))
-            .ok_or_else(|| anyhow!("no infer duration in {timing:?}"))?;
-        samples.push(infer.parse()?);
+            .get_all(SERVER_TIMING_HEADER)
+            .iter()
+            .filter_map(|v| server_timing_ms(v.to_str().ok()?, "infer"))
+            .next()
+            .ok_or_else(|| anyhow!("no server-timing infer duration"))?;
+        samples.push(infer);
     }
     Ok(median(samples))
 }

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use spinfer_serve::process::ServerProcess;
 
-use crate::load::median;
+use crate::load::{median, percentile};
 
 /// The longest a connection waits after a 503 before its next request, whatever
 /// `Retry-After` says.
@@ -71,10 +71,9 @@ fn probes(data: &Path) -> Result<Vec<Probe>> {
     ])
 }
 
+/// How the answers of a run (or of one connection) came out.
 #[derive(Clone, Debug, Default)]
-pub struct StressResult {
-    pub connections: usize,
-    pub seconds: f64,
+pub struct Counts {
     /// Correct 200s and correct 4xx answers.
     pub correct: usize,
     /// 503s with `Retry-After`: load shed.
@@ -85,6 +84,23 @@ pub struct StressResult {
     pub server_errors: usize,
     /// Connections that failed (refused, reset, protocol errors).
     pub connection_errors: usize,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.correct += other.correct;
+        self.shed += other.shed;
+        self.wrong += other.wrong;
+        self.server_errors += other.server_errors;
+        self.connection_errors += other.connection_errors;
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct StressResult {
+    pub connections: usize,
+    pub seconds: f64,
+    pub counts: Counts,
     /// Latency of the correct answers.
     pub p50_ms: f64,
     pub p99_ms: f64,
@@ -94,13 +110,10 @@ pub struct StressResult {
     pub rss_last_mib: f64,
 }
 
+/// One connection's answers, and the latencies of its correct ones.
 #[derive(Default)]
 struct Tally {
-    correct: usize,
-    shed: usize,
-    wrong: usize,
-    server_errors: usize,
-    connection_errors: usize,
+    counts: Counts,
     latencies: Vec<f64>,
 }
 
@@ -115,13 +128,13 @@ async fn connection(
     let mut turn = offset;
     'connect: while Instant::now() < end {
         let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
-            tally.connection_errors += 1;
+            tally.counts.connection_errors += 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         stream.set_nodelay(true).ok();
         let Ok((mut sender, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await else {
-            tally.connection_errors += 1;
+            tally.counts.connection_errors += 1;
             continue;
         };
         tokio::spawn(conn);
@@ -151,12 +164,12 @@ async fn connection(
                 Err(e) => Err(e),
             };
             let Ok((status, retry, body)) = answer else {
-                tally.connection_errors += 1;
+                tally.counts.connection_errors += 1;
                 continue 'connect;
             };
             if status == 503 && retry.is_some() {
                 // A well-behaved client waits as told (capped, so a run stays short).
-                tally.shed += 1;
+                tally.counts.shed += 1;
                 tokio::time::sleep(retry.unwrap_or_default().min(MAX_BACKOFF)).await;
                 continue;
             }
@@ -167,12 +180,12 @@ async fn connection(
             };
             let right = status == probe.status && (probe.label.is_none() || label() == probe.label);
             if !right {
-                tally.wrong += 1;
+                tally.counts.wrong += 1;
                 if status >= 500 {
-                    tally.server_errors += 1;
+                    tally.counts.server_errors += 1;
                 }
             } else {
-                tally.correct += 1;
+                tally.counts.correct += 1;
                 if sent >= start {
                     tally.latencies.push(sent.elapsed().as_secs_f64() * 1e3);
                 }
@@ -223,35 +236,19 @@ async fn run_one(config: &StressConfig, probes: Arc<Vec<Probe>>, connections: us
     let mut tally = Tally::default();
     for task in tasks {
         let one = task.await.context("a load connection")?;
-        tally.correct += one.correct;
-        tally.shed += one.shed;
-        tally.wrong += one.wrong;
-        tally.server_errors += one.server_errors;
-        tally.connection_errors += one.connection_errors;
+        tally.counts.add(&one.counts);
         tally.latencies.extend(one.latencies);
     }
     let samples = sampler.await?;
     tracing::info!(connections, rss_mib = ?samples, "resident memory, once a second");
     let window = samples.len().min(10);
     tally.latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        let l = &tally.latencies;
-        if l.is_empty() {
-            f64::NAN
-        } else {
-            l[((l.len() - 1) as f64 * p).round() as usize]
-        }
-    };
     Ok(StressResult {
         connections,
         seconds: config.duration.as_secs_f64(),
-        correct: tally.correct,
-        shed: tally.shed,
-        wrong: tally.wrong,
-        server_errors: tally.server_errors,
-        connection_errors: tally.connection_errors,
-        p50_ms: pct(0.50),
-        p99_ms: pct(0.99),
+        counts: tally.counts,
+        p50_ms: percentile(&tally.latencies, 0.50),
+        p99_ms: percentile(&tally.latencies, 0.99),
         rss_first_mib: if window > 0 {
             median(samples[..window].to_vec())
         } else {
@@ -288,14 +285,14 @@ pub fn table(results: &[StressResult]) -> String {
             "| {} | {:.0} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.0} | {:.1} | {:.1} |\n",
             r.connections,
             r.seconds,
-            r.correct,
-            r.shed,
-            r.wrong,
-            r.server_errors,
-            r.connection_errors,
+            r.counts.correct,
+            r.counts.shed,
+            r.counts.wrong,
+            r.counts.server_errors,
+            r.counts.connection_errors,
             r.p50_ms,
             r.p99_ms,
-            r.correct as f64 / r.seconds,
+            r.counts.correct as f64 / r.seconds,
             r.rss_first_mib,
             r.rss_last_mib,
         );

@@ -8,7 +8,8 @@ use anyhow::Result;
 use bytes::Bytes;
 use http::HeaderValue;
 use http_body_util::{BodyExt, Full, Limited};
-use spinfer_protocol::{ApiError, MODEL_HEADER, REQUEST_ID_HEADER};
+use spinfer_protocol::http::{server_timing, server_timing_ms};
+use spinfer_protocol::{ApiError, MODEL_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_HEADER};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler, TrapOrPanicError};
 
@@ -166,9 +167,9 @@ impl App {
             .insert(REQUEST_ID_HEADER, request_id.clone());
         let elapsed = started.elapsed();
         // The host's whole span, beside the component's own `server-timing` metrics.
-        let host = spinfer_protocol::http::server_timing("host", elapsed);
+        let host = server_timing("host", elapsed);
         response.headers_mut().append(
-            "server-timing",
+            SERVER_TIMING_HEADER,
             HeaderValue::from_str(&host).expect("a valid header value"),
         );
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
@@ -189,10 +190,10 @@ impl App {
             elapsed,
             infer_ms: response
                 .headers()
-                .get_all("server-timing")
+                .get_all(SERVER_TIMING_HEADER)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(metrics::infer_ms),
+                .filter_map(|v| server_timing_ms(v.to_str().ok()?, "infer"))
+                .next(),
         });
         response
     }

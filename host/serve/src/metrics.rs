@@ -181,26 +181,9 @@ pub async fn serve(handle: PrometheusHandle, listener: TcpListener) {
     }
 }
 
-/// The `infer` duration of a `server-timing` header (`decode;dur=0.1, infer;dur=0.3`), in ms.
-pub fn infer_ms(server_timing: &str) -> Option<f64> {
-    server_timing.split(',').find_map(|metric| {
-        let mut params = metric.trim().split(';');
-        (params.next()? == "infer").then_some(())?;
-        params.find_map(|param| param.trim().strip_prefix("dur=")?.parse().ok())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn inference_time_is_read_from_server_timing() {
-        assert_eq!(infer_ms("decode;dur=0.125, infer;dur=0.350"), Some(0.35));
-        assert_eq!(infer_ms("infer;desc=\"x\";dur=2"), Some(2.0));
-        assert_eq!(infer_ms("decode;dur=1"), None);
-        assert_eq!(infer_ms("infer"), None);
-    }
 
     #[test]
     fn methods_are_a_bounded_label() {
