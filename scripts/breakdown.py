@@ -1,12 +1,14 @@
-"""Where one `/predict` request's time goes, fresh instance against reused, at one connection.
+"""Where one `/predict` (or `/healthz`) request's time goes, fresh instance against reused, at one
+connection.
 
 Every layer that serves a request adds its own `server-timing` span: `spinfer up` (`host`), the
-component (`component`: body read, routing, decoding, inference, encoding; `ready`: the check of
-the mounted models before it), the API (`decode`: JSON and preprocessing; `infer`). The client
+component (`component`: body read, routing, decoding, inference, encoding; `ready`: getting the
+instance's models before it; `check`, inside `component`: a snapshot's model checked against the
+mounted files before it first serves), the API (`decode`: JSON and preprocessing; `infer`). The client
 times the round trip, and the server's minor page faults come from /proc. Each row is the
 median over the requests of that layer's span minus the spans inside it.
 
-    .venv/bin/python scripts/breakdown.py [--requests 2000] [--markdown out.md]
+    .venv/bin/python scripts/breakdown.py [--requests 2000] [--healthz] [--markdown out.md] [-- spinfer up flags]
 """
 
 import argparse
@@ -40,7 +42,8 @@ def spans(headers) -> dict[str, float]:
     return out
 
 
-def measure(args: list[str], requests: int, body: bytes) -> dict[str, float]:
+def measure(args: list[str], requests: int, body: bytes | None) -> dict[str, float]:
+    """`POST /predict` with `body`, or `GET /healthz` when there is none."""
     server = Server(*args)
     try:
         host, port = server.addr.rsplit(":", 1)
@@ -50,7 +53,10 @@ def measure(args: list[str], requests: int, body: bytes) -> dict[str, float]:
             if i == 200:  # after warm-up
                 faults = minor_faults(server.process.pid)
             started = time.perf_counter()
-            connection.request("POST", "/predict", body, {"content-type": "application/json"})
+            if body is None:
+                connection.request("GET", "/healthz")
+            else:
+                connection.request("POST", "/predict", body, {"content-type": "application/json"})
             response = connection.getresponse()
             response.read()
             rtt = (time.perf_counter() - started) * 1e3
@@ -66,11 +72,12 @@ def measure(args: list[str], requests: int, body: bytes) -> dict[str, float]:
         "outside the host's handler (TCP, hyper, the Python client)": med(lambda rtt, s: rtt - s["host"]),
         "host around the component (routing, body read, an instance, wasi-http)":
             med(lambda rtt, s: s["host"] - s["component"] - s["ready"]),
-        "component: the check of the mounted models (`ready`)": med(lambda rtt, s: s["ready"]),
+        "component: models ready (`ready`, and a snapshot's `check` of the served model)":
+            med(lambda rtt, s: s["ready"] + s.get("check", 0.0)),
         "component: body read, routing, response encoding":
-            med(lambda rtt, s: s["component"] - s["decode"] - s["infer"]),
-        "JSON decode and preprocessing": med(lambda rtt, s: s["decode"]),
-        "inference (tract in wasm)": med(lambda rtt, s: s["infer"]),
+            med(lambda rtt, s: s["component"] - s.get("check", 0.0) - s.get("decode", 0.0) - s.get("infer", 0.0)),
+        "JSON decode and preprocessing": med(lambda rtt, s: s.get("decode", 0.0)),
+        "inference (tract in wasm)": med(lambda rtt, s: s.get("infer", 0.0)),
         "minor page faults per request (server process)": faults / requests,
     }
 
@@ -79,11 +86,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--healthz", action="store_true", help="GET /healthz instead of POST /predict")
+    parser.add_argument("up_flags", nargs="*", help="more `spinfer up` flags for both runs (after --)")
     options = parser.parse_args()
     images, _ = load_test_images(1)
-    body = json.dumps({"pixels": images[0].flatten().tolist()}).encode()
-    fresh = measure(["--max-instance-reuse-count", "1"], options.requests, body)
-    reused = measure([], options.requests, body)
+    body = None if options.healthz else json.dumps({"pixels": images[0].flatten().tolist()}).encode()
+    fresh = measure(["--max-instance-reuse-count", "1", *options.up_flags], options.requests, body)
+    reused = measure(options.up_flags, options.requests, body)
     lines = ["| part (medians, ms) | fresh instance | reused instance |", "| --- | ---: | ---: |"]
     for part in fresh:
         lines.append(f"| {part} | {fresh[part]:.3f} | {reused[part]:.3f} |")

@@ -28,4 +28,7 @@ if [ -z "${ORT_DYLIB_PATH:-}" ]; then
 fi
 
 cargo test --release "${native[@]}"
+# Spinfer's wasm SIMD matmul kernels, tested where they run: in wasm, on the runner built above.
+CARGO_TARGET_WASM32_WASIP2_RUNNER="$PWD/target/release/wasm-test" \
+    cargo test -p spinfer-gemm --target wasm32-wasip2
 .venv/bin/python -m pytest -q tests/python

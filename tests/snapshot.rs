@@ -113,23 +113,82 @@ fn a_swapped_model_is_detected_and_served() {
     }
 }
 
+/// Probabilities for test images `indices` from `model`: one request each, which runs the
+/// batch-1 plan, or one batch request for them all, which runs the symbolic-batch plan.
+fn served(app: &App, model: &str, indices: std::ops::Range<usize>, batched: bool) -> Vec<Vec<f64>> {
+    let request = |body: serde_json::Value| {
+        let body = serde_json::to_vec(&body).unwrap();
+        let request = http::Request::post(format!("/predict?model={model}"))
+            .header("content-type", "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .unwrap();
+        runtime().block_on(async {
+            use http_body_util::BodyExt;
+            let response = app.handle(request).await;
+            assert_eq!(response.status(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
+        })
+    };
+    let probabilities = |prediction: &serde_json::Value| -> Vec<f64> {
+        let values = prediction["probabilities"].as_array().unwrap();
+        values.iter().map(|p| p.as_f64().unwrap()).collect()
+    };
+    if batched {
+        let instances: Vec<_> = indices.map(pixels).collect();
+        let answer = request(json!({ "instances": instances }));
+        answer["predictions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(probabilities)
+            .collect()
+    } else {
+        indices
+            .map(|i| probabilities(&request(json!({ "pixels": pixels(i) }))))
+            .collect()
+    }
+}
+
 #[test]
-fn every_gemm_tile_agrees_with_tracts_own_choice() {
-    // The plain component optimises its models in the instance, where the tier reads the tile.
+fn every_gemm_kernel_agrees_with_tracts_own_choice() {
+    // The plain component optimises its models in the instance, where the tier reads the
+    // choice. 1,000 images through each model's symbolic-batch plan and 100 through its batch-1
+    // plan, where the tier chooses (N known); Spinfer's own kernels included.
     let plain = manifest_with(&component_path(), None);
-    let tract = load(&plain);
-    for tile in ["4x16", "4x4"] {
-        let chosen = load_with(
+    let with = |choice: &str| {
+        let environment = vec![(spinfer_gemm::WASM_GEMM_VAR.into(), choice.into())];
+        load_with(
             &plain,
             &AppOptions {
-                environment: vec![(spinfer_engine::WASM_GEMM_VAR.into(), tile.into())],
+                environment,
                 ..options()
             },
-        );
-        for index in 0..50 {
-            let (a, b) = (probabilities(&tract, index), probabilities(&chosen, index));
-            for (x, y) in a.iter().zip(&b) {
-                assert!((x - y).abs() < 1e-5, "{tile}, image {index}: {x} vs {y}");
+        )
+    };
+    let tract = with("tract");
+    for model in ["mnist-cnn", "mnist-compact"] {
+        let reference: Vec<_> = (0..10)
+            .flat_map(|b| served(&tract, model, b * 100..(b + 1) * 100, true))
+            .collect();
+        let single = served(&tract, model, 0..100, false);
+        for choice in spinfer_gemm::CHOICES.iter().filter(|c| **c != "tract") {
+            let chosen = with(choice);
+            let batched: Vec<_> = (0..10)
+                .flat_map(|b| served(&chosen, model, b * 100..(b + 1) * 100, true))
+                .collect();
+            let chosen_single = served(&chosen, model, 0..100, false);
+            let compared = batched
+                .iter()
+                .zip(&reference)
+                .chain(chosen_single.iter().zip(&single));
+            for (image, (a, b)) in compared.enumerate() {
+                for (x, y) in a.iter().zip(b) {
+                    assert!(
+                        (x - y).abs() < 1e-5,
+                        "{model}, {choice}, image {image}: {x} vs {y}"
+                    );
+                }
             }
         }
     }

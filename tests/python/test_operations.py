@@ -175,6 +175,7 @@ def test_every_layer_reports_its_span_and_they_nest(server):
                 label, _, duration = metric.strip().partition(";dur=")
                 spans[label] = float(duration)
     connection.close()
-    assert set(spans) == {"decode", "infer", "component", "ready", "host"}, spans
+    # `check` comes from an instance whose snapshot model serves for the first time.
+    assert set(spans) - {"check"} == {"decode", "infer", "component", "ready", "host"}, spans
     assert spans["host"] >= spans["component"] + spans["ready"]
-    assert spans["component"] >= spans["decode"] + spans["infer"]
+    assert spans["component"] >= spans["decode"] + spans["infer"] + spans.get("check", 0.0)

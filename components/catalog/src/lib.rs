@@ -51,6 +51,24 @@ pub struct CatalogEntry {
     pub onnx_len: u64,
 }
 
+impl CatalogEntry {
+    /// Whether `dir` still holds this model, the entry having been read elsewhere (a snapshot):
+    /// the card of the same file name records the same name and SHA-256, and the `.onnx` has the
+    /// same length. One read and one metadata call; the digest itself is checked at start
+    /// ([`Catalog::verify`]).
+    pub fn unchanged_in(&self, dir: &Path) -> bool {
+        let Some(file) = self.onnx.file_name() else {
+            return false;
+        };
+        let onnx = dir.join(file);
+        let card = std::fs::read(onnx.with_extension("json"))
+            .ok()
+            .and_then(|bytes| ModelCard::from_json(&bytes).ok());
+        card.is_some_and(|card| card.name == self.card.name && card.sha256 == self.card.sha256)
+            && std::fs::metadata(&onnx).is_ok_and(|meta| meta.len() == self.onnx_len)
+    }
+}
+
 /// The served models of a directory, sorted by name, and the default model.
 #[derive(Clone, Debug)]
 pub struct Catalog {
@@ -217,6 +235,38 @@ mod tests {
         let err = Catalog::verify(dir.path()).unwrap_err();
         assert!(matches!(err, CatalogError::MissingModel { .. }), "{err}");
         assert!(err.to_string().contains("mnist-seed.onnx"), "{err}");
+    }
+
+    #[test]
+    fn an_entry_is_unchanged_until_its_card_or_onnx_changes() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        for ext in ["json", "onnx"] {
+            std::fs::copy(
+                models().join(format!("mnist-seed.{ext}")),
+                dir.join(format!("mnist-seed.{ext}")),
+            )
+            .unwrap();
+        }
+        let entry = Catalog::open(&models(), None)
+            .unwrap()
+            .get("mnist-seed")
+            .unwrap()
+            .clone();
+        assert!(entry.unchanged_in(dir));
+        // Another network under the same name: its card records another digest.
+        let mut card: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(models().join("mnist-lean.json")).unwrap()).unwrap();
+        card["name"] = "mnist-seed".into();
+        std::fs::write(dir.join("mnist-seed.json"), serde_json::to_vec(&card).unwrap()).unwrap();
+        assert!(!entry.unchanged_in(dir));
+        // The right card, but an `.onnx` of another length, or none.
+        std::fs::copy(models().join("mnist-seed.json"), dir.join("mnist-seed.json")).unwrap();
+        std::fs::write(dir.join("mnist-seed.onnx"), b"truncated").unwrap();
+        assert!(!entry.unchanged_in(dir));
+        std::fs::remove_file(dir.join("mnist-seed.onnx")).unwrap();
+        assert!(!entry.unchanged_in(dir));
+        assert!(!entry.unchanged_in(&dir.join("nowhere")));
     }
 
     #[test]

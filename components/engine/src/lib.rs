@@ -2,14 +2,10 @@
 //! the benchmarks: parse and optimise an ONNX classifier once, then run batches of images.
 
 pub mod cost;
+mod profile;
 mod store;
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-pub mod tiers;
 
-/// Names the f32 GEMM tile tract runs in wasm (`8x8`, `4x16`, `4x4`; see `tiers`), read when a
-/// model is optimised; unset, tract-linalg's own rule picks.
-pub const WASM_GEMM_VAR: &str = "SPINFER_WASM_GEMM";
-
+pub use profile::{NodeTime, Profile};
 pub use store::ModelStore;
 
 use tract_onnx::prelude::*;
@@ -81,8 +77,8 @@ pub struct Classifier {
 impl Classifier {
     /// Parses, types and optimises an ONNX model whose first input has a symbolic batch.
     pub fn from_onnx(bytes: &[u8]) -> Result<Classifier, EngineError> {
-        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-        tiers::keep();
+        // In wasm, Spinfer's matmul kernels and the rule that picks them (`spinfer-gemm`).
+        spinfer_gemm::keep();
         let load = |e: TractError| EngineError::Load(format!("{e:#}"));
         let parsed = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(load)?;
         let model = parsed.clone().into_typed().map_err(load)?;

@@ -79,6 +79,7 @@ impl App {
         let engine = engine(&EngineOptions {
             memory_limit: options.memory_limit,
             pooling: options.pooling,
+            pagemap_scan: options.pagemap_scan,
         })?;
         let mut routes = Vec::new();
         for trigger in &manifest.trigger.http {

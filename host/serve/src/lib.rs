@@ -50,6 +50,8 @@ pub struct AppOptions {
     /// `None` compiles every time.
     pub cache_dir: Option<PathBuf>,
     pub pooling: bool,
+    /// Reset pooled memories with `PAGEMAP_SCAN` where the kernel has it (see `engine`).
+    pub pagemap_scan: bool,
     /// Environment added to (and overriding) each component's manifest `environment`.
     pub environment: Vec<(String, String)>,
     /// Application variables, `--variable key=value`: they outrank `SPIN_VARIABLE_*` and the
@@ -86,6 +88,7 @@ impl Default for AppOptions {
             reuse: ReusePolicy::SPIN,
             cache_dir: Some(engine::default_cache_dir()),
             pooling: true,
+            pagemap_scan: true,
             environment: Vec::new(),
             variables: Vec::new(),
             nn: None,

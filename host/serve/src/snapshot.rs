@@ -41,6 +41,7 @@ pub fn snapshot(component: &Path, sandbox: &Sandbox, out: &Path) -> Result<Outco
     let engine = engine(&EngineOptions {
         memory_limit: sandbox.memory_limit,
         pooling: false,
+        pagemap_scan: false,
     })?;
     let linker = linker(&engine, sandbox.nn.is_some())?;
     let sandbox = Sandbox {

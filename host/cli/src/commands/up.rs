@@ -50,6 +50,10 @@ pub struct UpCommand {
     /// Use on-demand instead of pooled instance allocation.
     #[arg(long)]
     no_pooling: bool,
+    /// Reset pooled memories as Spin does (the lowest 2 MiB by copy, the rest by `madvise`)
+    /// rather than only the pages an instance dirtied, found with Linux's `PAGEMAP_SCAN`.
+    #[arg(long)]
+    no_pagemap_scan: bool,
     /// Extra environment for the components, KEY=VALUE (overrides the manifest).
     #[arg(short = 'e', long = "env", value_parser = parse_pair)]
     env: Vec<(String, String)>,
@@ -95,6 +99,7 @@ impl UpCommand {
             },
             cache_dir: (!self.no_cache).then(engine::default_cache_dir),
             pooling: !self.no_pooling,
+            pagemap_scan: !self.no_pagemap_scan,
             environment: self.env.clone(),
             variables: self.variables.clone(),
             max_in_flight: self.max_in_flight,

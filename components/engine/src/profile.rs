@@ -1,0 +1,96 @@
+//! Where one batch-1 run's time goes, node by node: the single-item plan run with a timer around
+//! each node's evaluation, in whichever build (native or wasm) calls it, with tract's own count
+//! of each node's multiply-adds.
+
+use std::time::{Duration, Instant};
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::ops::Cost;
+use tract_onnx::tract_core::plan::eval;
+
+use crate::{Classifier, EngineError};
+
+/// One node of the optimised batch-1 plan.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NodeTime {
+    pub node: String,
+    pub op: String,
+    /// Median over the profiled runs, microseconds.
+    pub micros: f64,
+    /// f32 multiply-adds one run of the node does, by tract's count (0 when it counts none).
+    pub multiply_adds: u64,
+}
+
+/// A profile: each node in plan order, and the median of whole runs timed the same way.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Profile {
+    pub nodes: Vec<NodeTime>,
+    pub run_micros: f64,
+}
+
+fn median_micros(times: &mut [Duration]) -> f64 {
+    times.sort();
+    times.get(times.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+impl Classifier {
+    /// Runs one item `runs` times through the batch-1 plan (after one warm-up run), timing each
+    /// node. The timers add a little to each run; `run_micros` includes them.
+    pub fn profile(&self, item: &[f32], runs: usize) -> Result<Profile, EngineError> {
+        let fail = |e: TractError| EngineError::Run(format!("{e:#}"));
+        if item.len() != self.item_len() {
+            return Err(EngineError::Shape {
+                got: item.len(),
+                per_item: self.item_len(),
+            });
+        }
+        let plan = &self.single.plan;
+        let model = plan.model();
+        let shape: Vec<usize> = std::iter::once(1)
+            .chain(self.item_shape.iter().copied())
+            .collect();
+        let input: TValue = Tensor::from_shape(&shape, item).map_err(fail)?.into();
+        let mut state = TypedSimpleState::new(plan).map_err(fail)?;
+        let mut node_times: Vec<Vec<Duration>> = vec![Vec::with_capacity(runs); model.nodes().len()];
+        let mut run_times = Vec::with_capacity(runs);
+        for run in 0..=runs {
+            let started = Instant::now();
+            state
+                .run_plan_with_eval(tvec!(input.clone()), |context, op_state, node, inputs| {
+                    let started = Instant::now();
+                    let outputs = eval(context, op_state, node, inputs);
+                    if run > 0 {
+                        node_times[node.id].push(started.elapsed());
+                    }
+                    outputs
+                })
+                .map_err(fail)?;
+            if run > 0 {
+                run_times.push(started.elapsed());
+            }
+        }
+        let mut nodes = Vec::new();
+        for &id in plan.order_without_consts() {
+            let node = model.node(id);
+            let facts = model.node_input_facts(id).map_err(fail)?;
+            let multiply_adds = node
+                .op
+                .cost(&facts)
+                .map_err(fail)?
+                .iter()
+                .filter(|(cost, _)| *cost == Cost::FMA(DatumType::F32))
+                .filter_map(|(_, count)| count.to_i64().ok())
+                .sum::<i64>() as u64;
+            nodes.push(NodeTime {
+                node: node.name.clone(),
+                op: node.op.name().to_string(),
+                micros: median_micros(&mut node_times[id]),
+                multiply_adds,
+            });
+        }
+        Ok(Profile {
+            nodes,
+            run_micros: median_micros(&mut run_times),
+        })
+    }
+}

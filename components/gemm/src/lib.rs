@@ -1,0 +1,41 @@
+//! Spinfer's own f32 matmul kernels for tract in wasm, and the dispatch rule that runs them.
+//!
+//! tract-linalg 0.23.9 runs its `wasm_f32_8x8` kernel for every GEMM in wasm: sixteen v128
+//! accumulators, tuned on an Apple M1 with 32 vector registers. An x86 host has 16, so the tile
+//! spills once Cranelift adds the operands. The kernels here keep R rows × 8 columns (2R
+//! accumulators, see [`CHOICES`]) so that a tile and its operands fit 16 registers.
+//!
+//! Both reach tract through tract-linalg's public `inventory` registries: each kernel is an
+//! `MmmRoutine` built with `DynKernel::new`, and the rule is an `MmmTier` above tract's own wasm
+//! tier. Nothing here is compiled outside wasm32 + simd128.
+
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod kernel;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod tier;
+
+/// Names the f32 GEMM kernel tract runs in wasm, read when a model is optimised: one of Spinfer's
+/// tiles (`4x8`, `6x8`), one of tract's (`8x8`, `4x16`, `4x4`), or `tract` for tract-linalg's
+/// own rule. Any other value means [`DEFAULT_TILE`]; unset, the default rule (see `tier`) runs.
+pub const WASM_GEMM_VAR: &str = "SPINFER_WASM_GEMM";
+
+/// Spinfer's tile in the default rule (measured in BENCHMARKS.md).
+pub const DEFAULT_TILE: &str = "4x8";
+
+/// Every value [`WASM_GEMM_VAR`] takes: Spinfer's tiles, then tract's, then tract's own rule.
+pub const CHOICES: [&str; 6] = ["4x8", "6x8", "8x8", "4x16", "4x4", "tract"];
+
+/// Spinfer's kernels: the tile as [`WASM_GEMM_VAR`] names it, and the kernel's name in
+/// tract-linalg's registry.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+const KERNELS: [(&str, &str); 2] = [("4x8", "spinfer_wasm_f32_4x8"), ("6x8", "spinfer_wasm_f32_6x8")];
+
+/// Keeps the kernels and the tier in the link: wasm-ld drops an object that only `inventory`
+/// references. Call it once before a model is optimised.
+pub fn keep() {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        kernel::keep();
+        tier::keep();
+    }
+}
