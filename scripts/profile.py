@@ -49,7 +49,7 @@ def run(column: str, models: list[str], runs: int) -> dict[str, dict]:
         command = [str(RUNNER), str(WASM), "--runs", str(runs), *paths]
     out = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {Path(line["model"]).stem: line["profile"] for line in lines}
+    return {Path(line["model"]).stem: {**line["profile"], "api_micros": line["api_micros"]} for line in lines}
 
 
 def peak_gflops(ghz: float | None) -> tuple[float, str]:
@@ -82,6 +82,8 @@ def table(model: str, columns: list[str], profiles: dict[str, list[dict]]) -> st
     rows.append(f"| {len(light)} other nodes | | | " + " | ".join(others) + " |")
     whole = [f"**{statistics.median(p['run_micros'] for p in profiles[c]):.1f}**" for c in columns]
     rows.append("| whole run | | | " + " | ".join(whole) + " |")
+    api = [f"{statistics.median(p['api_micros'] for p in profiles[c]):.1f}" for c in columns]
+    rows.append("| `Classifier::run`, untimed nodes | | | " + " | ".join(api) + " |")
     macs = sum(first[i]["multiply_adds"] for i in heavy)
     rates = [f"{2 * macs / (sum(median(c, i) for i in heavy) * 1e3):.1f}" for c in columns]
     rows.append(f"| GFLOP/s on the products | | {macs:,} | " + " | ".join(rates) + " |")

@@ -47,24 +47,30 @@ pub enum CatalogError {
 #[derive(Clone, Debug)]
 pub struct CatalogEntry {
     pub card: ModelCard,
+    /// The card file as read, for [`CatalogEntry::unchanged_in`].
+    pub card_bytes: Vec<u8>,
     pub onnx: PathBuf,
     pub onnx_len: u64,
 }
 
 impl CatalogEntry {
     /// Whether `dir` still holds this model, the entry having been read elsewhere (a snapshot):
-    /// the card of the same file name records the same name and SHA-256, and the `.onnx` has the
-    /// same length. One read and one metadata call; the digest itself is checked at start
-    /// ([`Catalog::verify`]).
+    /// the card of the same file name has the same bytes (so the same name and SHA-256 of the
+    /// `.onnx`), and the `.onnx` the same length. One read, compared as bytes rather than
+    /// parsed, and one metadata call: this runs in a fresh instance before its first answer.
+    /// The digest itself is checked at start ([`Catalog::verify`]).
     pub fn unchanged_in(&self, dir: &Path) -> bool {
+        use std::io::Read as _;
         let Some(file) = self.onnx.file_name() else {
             return false;
         };
         let onnx = dir.join(file);
-        let card = std::fs::read(onnx.with_extension("json"))
-            .ok()
-            .and_then(|bytes| ModelCard::from_json(&bytes).ok());
-        card.is_some_and(|card| card.name == self.card.name && card.sha256 == self.card.sha256)
+        // One byte more than the card held, so that a longer card reads as different.
+        let mut card = Vec::with_capacity(self.card_bytes.len() + 1);
+        let read = std::fs::File::open(onnx.with_extension("json"))
+            .and_then(|f| f.take(self.card_bytes.len() as u64 + 1).read_to_end(&mut card));
+        read.is_ok()
+            && card == self.card_bytes
             && std::fs::metadata(&onnx).is_ok_and(|meta| meta.len() == self.onnx_len)
     }
 }
@@ -88,28 +94,41 @@ impl Catalog {
         Catalog::open(&Catalog::models_dir(), default)
     }
 
-    /// The models of `dir`; `default` (else the first by name) is the default model.
-    pub fn open(dir: &Path, default: Option<&str>) -> Result<Catalog, CatalogError> {
+    /// The `.onnx` files of `dir` with a `.json` card beside them: the models it holds, by file
+    /// name, without opening one (training histories and other JSON have no `.onnx`).
+    pub fn model_files(dir: &Path) -> Result<BTreeSet<PathBuf>, CatalogError> {
         let read_dir = std::fs::read_dir(dir).map_err(|source| CatalogError::List {
             dir: dir.into(),
             source,
         })?;
         let files: BTreeSet<PathBuf> = read_dir.flatten().map(|file| file.path()).collect();
+        let paired = |onnx: &&PathBuf| {
+            onnx.extension().is_some_and(|e| e == "onnx") && files.contains(&onnx.with_extension("json"))
+        };
+        Ok(files.iter().filter(paired).cloned().collect())
+    }
+
+    /// Whether `dir` holds models of exactly this catalog's file names (a listing of the folder,
+    /// no file opened); whether each is unchanged is [`CatalogEntry::unchanged_in`].
+    pub fn same_files_in(&self, dir: &Path) -> bool {
+        let Ok(files) = Catalog::model_files(dir) else {
+            return false;
+        };
+        let held: BTreeSet<&std::ffi::OsStr> = files.iter().filter_map(|p| p.file_name()).collect();
+        let ours: BTreeSet<&std::ffi::OsStr> =
+            self.entries.iter().filter_map(|e| e.onnx.file_name()).collect();
+        held == ours
+    }
+
+    /// The models of `dir`; `default` (else the first by name) is the default model.
+    pub fn open(dir: &Path, default: Option<&str>) -> Result<Catalog, CatalogError> {
         let mut entries = Vec::new();
-        for path in &files {
-            if path.extension().is_none_or(|e| e != "json") {
-                continue;
-            }
-            let onnx = path.with_extension("onnx");
-            // Training histories and other JSON beside the models have no `.onnx`; the listing
-            // says so without a file-system call each (they count in a fresh instance).
-            if !files.contains(&onnx) {
-                continue;
-            }
+        for onnx in Catalog::model_files(dir)? {
+            let path = onnx.with_extension("json");
             let Ok(onnx_meta) = std::fs::metadata(&onnx) else {
                 continue;
             };
-            let bytes = std::fs::read(path).map_err(|source| CatalogError::Read {
+            let bytes = std::fs::read(&path).map_err(|source| CatalogError::Read {
                 path: path.clone(),
                 source,
             })?;
@@ -119,6 +138,7 @@ impl Catalog {
             })?;
             entries.push(CatalogEntry {
                 card,
+                card_bytes: bytes,
                 onnx,
                 onnx_len: onnx_meta.len(),
             });
@@ -267,6 +287,32 @@ mod tests {
         std::fs::remove_file(dir.join("mnist-seed.onnx")).unwrap();
         assert!(!entry.unchanged_in(dir));
         assert!(!entry.unchanged_in(&dir.join("nowhere")));
+    }
+
+    #[test]
+    fn the_same_files_are_the_same_model_names_with_their_cards() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        let catalog = Catalog::open(&models(), None).unwrap();
+        for entry in &catalog.entries {
+            let onnx = entry.onnx.file_name().unwrap();
+            std::fs::copy(&entry.onnx, dir.join(onnx)).unwrap();
+            std::fs::copy(
+                entry.onnx.with_extension("json"),
+                dir.join(onnx).with_extension("json"),
+            )
+            .unwrap();
+        }
+        // A training history (JSON without an `.onnx`) is not a model.
+        std::fs::write(dir.join("history.json"), b"[]").unwrap();
+        assert!(catalog.same_files_in(dir));
+        std::fs::write(dir.join("extra.onnx"), b"x").unwrap();
+        std::fs::write(dir.join("extra.json"), b"{}").unwrap();
+        assert!(!catalog.same_files_in(dir));
+        std::fs::remove_file(dir.join("extra.json")).unwrap();
+        std::fs::remove_file(dir.join("mnist-seed.onnx")).unwrap();
+        assert!(!catalog.same_files_in(dir));
+        assert!(!catalog.same_files_in(&dir.join("nowhere")));
     }
 
     #[test]

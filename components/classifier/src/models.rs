@@ -176,18 +176,17 @@ impl Checked {
         }
     }
 
-    /// Whichever lists the models: the snapshot when the folder holds exactly its models.
+    /// Whichever lists the models: the snapshot when the folder holds exactly its models, each
+    /// unchanged (a listing of the folder, then each model's own check).
     fn listing(&self) -> Result<&ModelStore, ApiError> {
-        let same = match self.same_listing.get() {
-            Some(same) => *same,
-            None => {
-                let folder =
-                    timed(|| Catalog::mounted(None)).map_err(|e| ApiError::not_ready(e.to_string()))?;
-                *self
-                    .same_listing
-                    .get_or_init(|| folder.fingerprint() == self.snapshot.catalog().fingerprint())
-            }
-        };
+        let same = *self.same_listing.get_or_init(|| {
+            let catalog = self.snapshot.catalog();
+            timed(|| catalog.same_files_in(&Catalog::models_dir()))
+                && catalog
+                    .entries
+                    .iter()
+                    .all(|e| self.snapshot_for(&e.card.name).is_some())
+        });
         if same { Ok(&self.snapshot) } else { self.folder() }
     }
 }

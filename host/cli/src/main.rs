@@ -38,14 +38,21 @@ enum Command {
 }
 
 fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The bench measures serving, not the access log (one line per request, as `spinfer up`
+    // writes by default); `RUST_LOG` still decides when set.
+    let default_filter = match cli.command {
+        Command::Bench(_) => "info,access=off",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Train(command) => command.run(),
         Command::Eval(command) => command.run(),
         Command::Predict(command) => command.run(),

@@ -70,7 +70,7 @@ unsafe fn per_col<const R: usize>(tile: &mut Tile<R>, values: *const f32, f: imp
 }
 
 /// `tile += A × B` over `k` steps of packed panels: R values of A and 8 of B per step. (Unrolled
-/// by four it ran 4–16 % slower here: Cranelift then spills.)
+/// by four it ran 10–20 % slower here: Cranelift then spills.)
 #[inline(always)]
 unsafe fn add_mat_mul<const R: usize>(tile: &mut Tile<R>, k: usize, mut a: *const f32, mut b: *const f32) {
     for _ in 0..k {
