@@ -7,7 +7,13 @@ prints a Markdown table per model: median microseconds per node, the multiply-ad
 for it, and the GFLOP/s each column reaches on the matrix products.
 
     .venv/bin/python scripts/profile.py [--runs 300] [--rounds 3] [--models mnist-cnn mnist-compact]
-        [--kernels tract default 4x8 6x8 4x16 8x8 4x4] [--ghz 4.26] [--markdown out.md] [--no-build]
+        [--kernels tract default 4x8 6x8 4x16 8x8 4x4] [--wasm relaxed=path/to/profile.wasm]
+        [--ghz 4.26] [--markdown out.md] [--no-build]
+
+A relaxed-SIMD build (fused multiply-add in Spinfer's and tract's kernels) to pass as `--wasm`:
+
+    RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" cargo build --profile wasm \
+        --target wasm32-wasip2 -p spinfer-engine --example profile --target-dir target/relaxed
 """
 
 import argparse
@@ -35,18 +41,20 @@ def build() -> None:
     )
 
 
-def run(column: str, models: list[str], runs: int) -> dict[str, dict]:
-    """One profile per model for one column: `native`, or a wasm kernel choice."""
+def run(column: str, models: list[str], runs: int, builds: dict[str, Path]) -> dict[str, dict]:
+    """One profile per model for one column: `native`, or a wasm kernel choice, prefixed with
+    the label of another wasm build (`relaxed 4x8`) for that build."""
     paths = [f"models/{m}.onnx" for m in models]
     env = dict(os.environ)
     env.pop("SPINFER_WASM_GEMM", None)
+    label, _, kernel = column.rpartition(" ")
+    wasm = builds.get(label, WASM)
     if column == "native":
         command = [str(NATIVE), "--runs", str(runs), *paths]
-    elif column == "default":
-        command = [str(RUNNER), str(WASM), "--runs", str(runs), *paths]
     else:
-        env["SPINFER_WASM_GEMM"] = column
-        command = [str(RUNNER), str(WASM), "--runs", str(runs), *paths]
+        if kernel != "default":
+            env["SPINFER_WASM_GEMM"] = kernel
+        command = [str(RUNNER), str(wasm), "--runs", str(runs), *paths]
     out = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return {Path(line["model"]).stem: {**line["profile"], "api_micros": line["api_micros"]} for line in lines}
@@ -98,16 +106,24 @@ def main() -> None:
     parser.add_argument("--kernels", nargs="+", default=["tract", "default", "4x8"])
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument(
+        "--wasm",
+        action="append",
+        default=[],
+        metavar="LABEL=PATH",
+        help="another wasm build of the example (say, with +relaxed-simd), profiled with every kernel too",
+    )
     parser.add_argument("--ghz", type=float, help="the clock for the SIMD128 peak (default: /proc/cpuinfo's)")
     args = parser.parse_args()
     if not args.no_build:
         build()
-    columns = ["native", *args.kernels]
+    builds = {label: Path(path) for label, _, path in (w.partition("=") for w in args.wasm)}
+    columns = ["native", *args.kernels, *[f"{label} {k}" for label in builds for k in args.kernels]]
     profiles: dict[str, dict[str, list]] = {m: {c: [] for c in columns} for m in args.models}
     for round_ in range(args.rounds):
         for column in columns:
             print(f"round {round_ + 1}/{args.rounds}: {column}", file=sys.stderr)
-            for model, profile in run(column, args.models, args.runs).items():
+            for model, profile in run(column, args.models, args.runs, builds).items():
                 profiles[model][column].append(profile)
     peak, how = peak_gflops(args.ghz)
     text = "\n".join(table(m, columns, profiles[m]) for m in args.models)
