@@ -168,11 +168,12 @@ impl Checked {
             .map_err(Clone::clone)
     }
 
-    /// Whichever serves `model`: the snapshot when its files are unchanged, else the folder.
+    /// Whichever serves `model`: the snapshot when its files are unchanged; else whichever
+    /// lists the models (for a name the snapshot never had, the folder may have it).
     fn serving(&self, model: &str) -> Result<&ModelStore, ApiError> {
         match self.snapshot_for(model) {
             Some(snapshot) => Ok(snapshot),
-            None => self.folder(),
+            None => self.listing(),
         }
     }
 
@@ -221,8 +222,8 @@ impl Backend for Checked {
     }
 
     fn unknown(&self, model: &str) -> ApiError {
-        match self.folder() {
-            Ok(folder) => folder.unknown(model),
+        match self.listing() {
+            Ok(store) => store.unknown(model),
             Err(error) => error,
         }
     }
