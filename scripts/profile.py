@@ -57,7 +57,7 @@ def run(column: str, models: list[str], runs: int, builds: dict[str, Path]) -> d
         command = [str(RUNNER), str(wasm), "--runs", str(runs), *paths]
     out = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {Path(line["model"]).stem: {**line["profile"], "api_micros": line["api_micros"]} for line in lines}
+    return {Path(line["model"]).stem: line["profile"] for line in lines}
 
 
 def peak_gflops(ghz: float | None) -> tuple[float, str]:

@@ -200,15 +200,6 @@ impl Catalog {
     pub fn cards(&self) -> Vec<&ModelCard> {
         self.entries.iter().map(|e| &e.card).collect()
     }
-
-    /// Each model's name, the SHA-256 its card records, and the `.onnx` length: what decides
-    /// whether models loaded elsewhere (a snapshot) are the ones in this directory.
-    pub fn fingerprint(&self) -> Vec<(&str, &str, u64)> {
-        self.entries
-            .iter()
-            .map(|e| (e.card.name.as_str(), e.card.sha256.as_str(), e.onnx_len))
-            .collect()
-    }
 }
 
 #[cfg(test)]

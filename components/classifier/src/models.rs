@@ -140,10 +140,10 @@ impl Checked {
 
     /// The snapshot's copy of `model`, when the mounted files are still that model.
     fn snapshot_for(&self, model: &str) -> Option<&ModelStore> {
-        let dir = Catalog::models_dir();
         let entries = &self.snapshot.catalog().entries;
         let index = entries.iter().position(|e| e.card.name == model)?;
-        let unchanged = *self.unchanged[index].get_or_init(|| timed(|| entries[index].unchanged_in(&dir)));
+        let unchanged = *self.unchanged[index]
+            .get_or_init(|| timed(|| entries[index].unchanged_in(&Catalog::models_dir())));
         unchanged.then_some(&self.snapshot)
     }
 

@@ -26,16 +26,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|i| (i * 37 % 256) as f32 / 255.0)
             .collect();
         let profile = classifier.profile(&item, runs)?;
-        // The same item through the serving API (`Classifier::run`: tensor in, probabilities
-        // out), timed as a whole, back to back.
-        let mut api = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            let started = std::time::Instant::now();
-            classifier.run(&item)?;
-            api.push(started.elapsed());
-        }
-        api.sort();
-        let api_micros = api[api.len() / 2].as_secs_f64() * 1e6;
         let line = serde_json::json!({
             "model": path,
             "build": if cfg!(target_arch = "wasm32") { "wasm" } else { "native" },
@@ -45,7 +35,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "native".into()
             },
             "profile": profile,
-            "api_micros": api_micros,
         });
         println!("{line}");
     }

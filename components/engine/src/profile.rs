@@ -21,11 +21,13 @@ pub struct NodeTime {
     pub multiply_adds: u64,
 }
 
-/// A profile: each node in plan order, and the median of whole runs timed the same way.
+/// A profile: each node in plan order, the median of whole runs timed the same way, and the
+/// median of the same item through the serving API ([`Classifier::run`], nodes untimed).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Profile {
     pub nodes: Vec<NodeTime>,
     pub run_micros: f64,
+    pub api_micros: f64,
 }
 
 fn median_micros(times: &mut [Duration]) -> f64 {
@@ -35,7 +37,8 @@ fn median_micros(times: &mut [Duration]) -> f64 {
 
 impl Classifier {
     /// Runs one item `runs` times through the batch-1 plan (after one warm-up run), timing each
-    /// node. The timers add a little to each run; `run_micros` includes them.
+    /// node, then `runs` times through [`Classifier::run`] as a whole. The node timers add a
+    /// little to each run; `run_micros` includes them, `api_micros` does not.
     pub fn profile(&self, item: &[f32], runs: usize) -> Result<Profile, EngineError> {
         let fail = |e: TractError| EngineError::Run(format!("{e:#}"));
         if item.len() != self.item_len() {
@@ -88,9 +91,16 @@ impl Classifier {
                 multiply_adds,
             });
         }
+        let mut api_times = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let started = Instant::now();
+            self.run(item)?;
+            api_times.push(started.elapsed());
+        }
         Ok(Profile {
             nodes,
             run_micros: median_micros(&mut run_times),
+            api_micros: median_micros(&mut api_times),
         })
     }
 }

@@ -20,6 +20,12 @@ const NR: usize = 8;
 /// The accumulators: row r's columns 0..4 are `tile[r][0]`, 4..8 are `tile[r][1]`.
 type Tile<const R: usize> = [[v128; 2]; R];
 
+/// Eight consecutive f32 at `p` (any alignment) as one row of a tile.
+#[inline(always)]
+unsafe fn load_row(p: *const f32) -> [v128; 2] {
+    unsafe { [v128_load(p as *const v128), v128_load(p.add(4) as *const v128)] }
+}
+
 /// `acc + a × b`: a fused multiply-add in a `+relaxed-simd` build, a multiply and an add
 /// otherwise (the default, so that every host computes the same result).
 #[inline(always)]
@@ -56,12 +62,7 @@ unsafe fn per_row<const R: usize>(tile: &mut Tile<R>, values: *const f32, f: imp
 /// `f(column's value, accumulator)`, one value per column read from `values`.
 #[inline(always)]
 unsafe fn per_col<const R: usize>(tile: &mut Tile<R>, values: *const f32, f: impl Fn(v128, v128) -> v128) {
-    let cols = unsafe {
-        [
-            v128_load(values as *const v128),
-            v128_load(values.add(4) as *const v128),
-        ]
-    };
+    let cols = unsafe { load_row(values) };
     for row in tile.iter_mut() {
         for (acc, col) in row.iter_mut().zip(cols) {
             *acc = f(col, *acc);
@@ -75,8 +76,7 @@ unsafe fn per_col<const R: usize>(tile: &mut Tile<R>, values: *const f32, f: imp
 unsafe fn add_mat_mul<const R: usize>(tile: &mut Tile<R>, k: usize, mut a: *const f32, mut b: *const f32) {
     for _ in 0..k {
         unsafe {
-            let b0 = v128_load(b as *const v128);
-            let b1 = v128_load(b.add(4) as *const v128);
+            let [b0, b1] = load_row(b);
             for (r, row) in tile.iter_mut().enumerate() {
                 let ar = v128_load32_splat(a.add(r) as *const u32);
                 row[0] = madd(row[0], ar, b0);
@@ -131,7 +131,7 @@ unsafe fn add_unicast<const R: usize>(tile: &mut Tile<R>, other: &OutputStoreKer
         unsafe {
             let addend = if other.item_size == 4 && other.col_byte_stride == 4 {
                 let p = at(other, r, 0);
-                [v128_load(p as *const v128), v128_load(p.add(16) as *const v128)]
+                load_row(p as *const f32)
             } else {
                 let mut values = [0f32; NR];
                 for (c, value) in values.iter_mut().enumerate() {
@@ -188,7 +188,7 @@ unsafe fn kernel<const R: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
                 FusedKerSpec::LoadTile(_col_major, row_major) => {
                     for (r, row) in tile.iter_mut().enumerate() {
                         let p = row_major.add(r * NR);
-                        *row = [v128_load(p as *const v128), v128_load(p.add(4) as *const v128)];
+                        *row = load_row(p);
                     }
                 }
                 FusedKerSpec::ScalarMin(s) => each(&mut tile, |x| f32x4_min(f32x4_splat(s), x)),
@@ -231,10 +231,7 @@ unsafe fn kernel<const R: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
                     }
                 }
                 FusedKerSpec::AddRowColProducts(rows, cols) => {
-                    let cols = [
-                        v128_load(cols as *const v128),
-                        v128_load(cols.add(4) as *const v128),
-                    ];
+                    let cols = load_row(cols);
                     for (r, row) in tile.iter_mut().enumerate() {
                         let value = v128_load32_splat(rows.add(r) as *const u32);
                         row[0] = madd(row[0], value, cols[0]);
