@@ -60,9 +60,13 @@ class Server:
     """`spinfer up` on free ports (the app's and, optionally, the metrics listener), killed on
     `close`. The addresses come from the lines it prints."""
 
-    def __init__(self, *args: str, manifest: str = "spin.toml"):
+    def __init__(self, *args: str, manifest: str = "spin.toml", log: Path | None = None):
+        """`log`: a file that takes the server's log (standard error) instead of the terminal."""
         command = [str(spinfer_bin()), "up", "--listen", "127.0.0.1:0", "-f", str(ROOT / manifest), *args]
-        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        stderr = open(log, "w") if log else None
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        if stderr:
+            stderr.close()
         self.addr: str | None = None
         self.metrics_addr: str | None = None
         ready = threading.Event()

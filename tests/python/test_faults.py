@@ -14,7 +14,7 @@ from support import ROOT, Server, spinfer_bin
 FAULTY = ROOT / "target/wasm32-wasip2/wasm/spinfer_faulty.wasm"
 
 
-def faulty_app(tmp_path, reuse: int) -> Server:
+def faulty_app(tmp_path, reuse: int, *args: str) -> Server:
     if not FAULTY.exists():
         pytest.fail(f"{FAULTY} not found: scripts/test.sh builds it")
     mounted = tmp_path / "mounted"
@@ -33,7 +33,7 @@ def faulty_app(tmp_path, reuse: int) -> Server:
         allowed_outbound_hosts = []
         """))
     return Server("--request-timeout", "1", "--memory-limit-mb", "32", "--max-instance-reuse-count", str(reuse),
-                  manifest=str(tmp_path / "spin.toml"))
+                  *args, manifest=str(tmp_path / "spin.toml"))
 
 
 def assert_json_error(reply, status):

@@ -3,10 +3,14 @@
 //! with its status: cargo's runner for the code that only means something inside wasm
 //! (`spinfer-gemm`'s SIMD kernels, `spinfer-engine`'s profile example).
 //!
+//! The code runs as it is served: with epoch interruption on, as in Spin and `spinfer up`
+//! (Cranelift then checks the epoch at every loop header and function entry), and a deadline
+//! that never comes. `WASM_TEST_EPOCHS=0` runs it without the checks, for comparison.
+//!
 //! `CARGO_TARGET_WASM32_WASIP2_RUNNER=target/release/wasm-test cargo test --target wasm32-wasip2 -p spinfer-gemm`
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Engine, Store};
+use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::p2::bindings::sync::Command;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
 
@@ -29,7 +33,10 @@ fn main() -> wasmtime::Result<()> {
     let Some(path) = args.first() else {
         wasmtime::bail!("usage: wasm-test <component.wasm> [args...]");
     };
-    let engine = Engine::default();
+    let epochs = std::env::var("WASM_TEST_EPOCHS").map_or(true, |value| value != "0");
+    let mut config = Config::new();
+    config.epoch_interruption(epochs);
+    let engine = Engine::new(&config)?;
     let component = Component::from_file(&engine, path)?;
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
@@ -44,6 +51,10 @@ fn main() -> wasmtime::Result<()> {
             table: ResourceTable::new(),
         },
     );
+    if epochs {
+        // Nothing advances the epoch here; the checks run, the deadline never comes.
+        store.set_epoch_deadline(u64::MAX / 2);
+    }
     let command = Command::instantiate(&mut store, &component, &linker)?;
     let status = match command.wasi_cli_run().call_run(&mut store) {
         Ok(Ok(())) => 0,

@@ -23,12 +23,17 @@ pub const WASM_GEMM_VAR: &str = "SPINFER_WASM_GEMM";
 pub const DEFAULT_TILE: &str = "4x8";
 
 /// Every value [`WASM_GEMM_VAR`] takes: Spinfer's tiles, then tract's, then tract's own rule.
-pub const CHOICES: [&str; 6] = ["4x8", "6x8", "8x8", "4x16", "4x4", "tract"];
+pub const CHOICES: [&str; 8] = ["4x8", "6x8", "4x8u2", "4x8u4", "8x8", "4x16", "4x4", "tract"];
 
 /// Spinfer's kernels: the tile as [`WASM_GEMM_VAR`] names it, and the kernel's name in
 /// tract-linalg's registry.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-const KERNELS: [(&str, &str); 2] = [("4x8", "spinfer_wasm_f32_4x8"), ("6x8", "spinfer_wasm_f32_6x8")];
+const KERNELS: [(&str, &str); 4] = [
+    ("4x8", "spinfer_wasm_f32_4x8"),
+    ("6x8", "spinfer_wasm_f32_6x8"),
+    ("4x8u2", "spinfer_wasm_f32_4x8_u2"),
+    ("4x8u4", "spinfer_wasm_f32_4x8_u4"),
+];
 
 /// Keeps the kernels and the tier in the link: wasm-ld drops an object that only `inventory`
 /// references. Call it once before a model is optimised.

@@ -3,8 +3,9 @@
 //! component and by the native host, so no piece of it is written twice. Pure request/response
 //! logic: no file system, no environment (the model catalog lives in `spinfer-catalog`).
 //!
-//! The root owns the vocabulary its modules share (the limits below and the model contract), so
-//! that `http`, `predict` and `v2` never import each other.
+//! The root owns the vocabulary its modules share (the limits below and the model contract);
+//! `http` holds the HTTP plumbing that `predict` and `v2` both use, and those two never import
+//! each other.
 
 pub mod backend;
 pub mod card;

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
 use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
 use spinfer_serve::process::ServerProcess;
-use spinfer_serve::{App, AppOptions, Manifest, POOL_INSTANCES, ReusePolicy, server};
+use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
 use tokio::net::TcpListener;
 
 use crate::load::{LoadOptions, Target};
@@ -148,9 +148,7 @@ impl Setup {
             reuse,
             variables: vec![(DEFAULT_MODEL_VARIABLE.to_string(), self.model.clone())],
             nn,
-            // The bench measures capacity with closed-loop connections, none shed (as in the
-            // other rows); `spinfer stress` measures shedding.
-            max_in_flight: POOL_INSTANCES as usize,
+            // The serving defaults, admission included: what a user of `spinfer up` gets.
             ..AppOptions::default()
         }
     }

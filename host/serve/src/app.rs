@@ -13,11 +13,13 @@ use spinfer_protocol::{ApiError, MODEL_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler, TrapOrPanicError};
 
+use crate::admission::Admission;
 use crate::engine::{EngineOptions, engine, load_component};
 use crate::epoch::EpochTicker;
 use crate::handler::ComponentHandler;
 use crate::manifest::{Manifest, Route};
 use crate::metrics::{self, Rejection, RequestRecord};
+use crate::reuse::Lifecycle;
 use crate::store::linker;
 use crate::{AppOptions, Connection, Sandbox, spin_headers};
 
@@ -36,7 +38,9 @@ pub struct App {
     pub read_timeout: Duration,
     request_timeout: Duration,
     in_flight: tokio::sync::Semaphore,
+    admission: Admission,
     next_request: AtomicU64,
+    lifecycle: Lifecycle,
     _ticker: EpochTicker,
 }
 
@@ -55,6 +59,15 @@ fn error_response(error: &ApiError) -> Response {
 fn rejection(reason: Rejection, error: &ApiError) -> Response {
     metrics::rejected(reason);
     error_response(error)
+}
+
+/// 503 with `Retry-After`: every way the server sheds a request answers this.
+fn overloaded() -> Response {
+    let mut response = rejection(Rejection::Overload, &ApiError::overloaded());
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// Longest client-sent request id that is kept; a longer or non-printable one is replaced.
@@ -81,6 +94,7 @@ impl App {
             pooling: options.pooling,
             pagemap_scan: options.pagemap_scan,
         })?;
+        let lifecycle = Lifecycle::default();
         let mut routes = Vec::new();
         for trigger in &manifest.trigger.http {
             let def = &manifest.component[&trigger.component];
@@ -91,8 +105,14 @@ impl App {
             )?;
             let sandbox = Sandbox::for_component(manifest, def, options)?;
             let linker = linker(&engine, sandbox.nn.is_some())?;
-            let handler =
-                ComponentHandler::new(&trigger.component, &linker, &component, sandbox, options.reuse)?;
+            let handler = ComponentHandler::new(
+                &trigger.component,
+                &linker,
+                &component,
+                sandbox,
+                options.reuse,
+                lifecycle.clone(),
+            )?;
             tracing::info!(
                 route = %trigger.route,
                 component = %trigger.component,
@@ -114,7 +134,9 @@ impl App {
             read_timeout: options.read_timeout,
             request_timeout: options.request_timeout,
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight),
+            admission: Admission::new(options.max_running, options.max_queue_wait),
             next_request: AtomicU64::new(0),
+            lifecycle,
             _ticker: EpochTicker::start(engine),
         })
     }
@@ -137,6 +159,17 @@ impl App {
             .sum()
     }
 
+    /// Instances alive now, across components.
+    pub fn instances_live(&self) -> usize {
+        self.lifecycle.live()
+    }
+
+    /// Ends every instance once its requests are answered (an idle one at once) and waits until
+    /// none is left: what shutdown does after the connections have drained.
+    pub async fn stop_instances(&self) {
+        self.lifecycle.stop().await
+    }
+
     /// Serves one request: give it an id, route it, enforce the limits, run the component, log
     /// it and count it.
     pub async fn handle<B>(&self, mut request: http::Request<B>) -> Response
@@ -152,16 +185,10 @@ impl App {
             .insert(REQUEST_ID_HEADER, request_id.clone());
         let method = request.method().clone();
         let path = request.uri().path().to_string();
-        // Past the limit, shed at once rather than queue: the client may retry elsewhere.
+        // Past the hard cap, shed at once: the client may retry elsewhere.
         let mut response = match self.in_flight.try_acquire() {
             Ok(_permit) => self.dispatch(id, request).await,
-            Err(_) => {
-                let mut response = rejection(Rejection::Overload, &ApiError::overloaded());
-                response
-                    .headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
+            Err(_) => overloaded(),
         };
         response
             .headers_mut()
@@ -245,6 +272,10 @@ impl App {
             }
         };
         let request = http::Request::from_parts(parts, body(bytes));
+        // The body is in: now wait for a running slot, or be shed.
+        let Some(_running) = self.admission.admit().await else {
+            return overloaded();
+        };
         let started = Instant::now();
         match handler.handle(id, request).await {
             Ok(response) => response,
@@ -258,7 +289,7 @@ impl App {
                     rejection(Rejection::Deadline, &ApiError::deadline_exceeded())
                 } else if error.is::<wasmtime::PoolConcurrencyLimitError>() {
                     tracing::warn!(id, component, "instance pool is full: {error}");
-                    rejection(Rejection::Overload, &ApiError::overloaded())
+                    overloaded()
                 } else {
                     tracing::error!(id, component, "component failed: {error:#}");
                     error_response(&ApiError::internal(format!("component {component} failed")))

@@ -12,7 +12,7 @@ use wasmtime::{Engine, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::handler::{HandlerState, Instance, ProxyPre};
 
-use crate::reuse::{Expiration, Worker};
+use crate::reuse::{Expiration, Lifecycle, Worker};
 use crate::store::{Host, new_store};
 use crate::{ReusePolicy, Sandbox, metrics};
 
@@ -24,6 +24,7 @@ pub struct ComponentHandler {
     reuse: ReusePolicy,
     engine: Engine,
     instances: AtomicU64,
+    lifecycle: Lifecycle,
 }
 
 /// A fresh instance's way to a servable model.
@@ -44,6 +45,7 @@ impl ComponentHandler {
         component: &Component,
         sandbox: Sandbox,
         reuse: ReusePolicy,
+        lifecycle: Lifecycle,
     ) -> Result<ComponentHandler> {
         let err = |e: wasmtime::Error| anyhow!("component {name}: {e:#}");
         let pre = linker.instantiate_pre(component).map_err(err)?;
@@ -64,6 +66,7 @@ impl ComponentHandler {
             reuse,
             engine: component.engine().clone(),
             instances: AtomicU64::new(0),
+            lifecycle,
         })
     }
 
@@ -122,17 +125,23 @@ impl HandlerState for ComponentHandler {
         let mut store = self.store().map_err(|e| wasmtime::Error::msg(e.to_string()))?;
         let proxy = self.pre.instantiate_async(&mut store).await?;
         self.instances.fetch_add(1, Ordering::Relaxed);
+        self.lifecycle.started();
         metrics::instance_started(&self.name);
         Ok(Instance {
             store,
             proxy,
             view: WasiHttpView::http,
-            expiration: Expiration::new(self.reuse.idle_timeout, self.sandbox.request_timeout),
+            expiration: Expiration::new(
+                self.reuse.idle_timeout,
+                self.sandbox.request_timeout,
+                &self.lifecycle,
+            ),
             state: Worker {
                 reuse: self.reuse,
                 request_timeout: self.sandbox.request_timeout,
                 component: self.name.clone(),
                 served: AtomicUsize::new(0),
+                lifecycle: self.lifecycle.clone(),
             },
         })
     }

@@ -8,11 +8,13 @@
 //! - [`engine`]: the wasmtime engine and the compiled-component cache; [`epoch`]: deadlines;
 //! - [`store`]: one store's host state and the linker; [`outbound`]: the outbound allow-list;
 //! - [`handler`]: a component's pre-instance and its instances; [`reuse`]: how long each lives;
-//! - [`app`]: routes → handlers, the one request path; [`server`]: TCP and HTTP/1.1;
+//! - [`app`]: routes → handlers, the one request path; [`admission`]: which requests run now,
+//!   which wait and which are shed; [`server`]: TCP and HTTP/1.1;
 //! - [`nn`]: `wasi:nn` backed by tract or ONNX Runtime; [`snapshot`]: Wizer pre-initialisation;
 //! - [`metrics`]: Prometheus counters and histograms, and their listener;
 //! - [`process`]: a `spinfer up` child process (benchmarks and tests start one).
 
+pub mod admission;
 pub mod app;
 pub mod engine;
 pub mod epoch;
@@ -59,24 +61,17 @@ pub struct AppOptions {
     pub variables: Vec<(String, String)>,
     /// Overrides the manifest's `[component.<id>.tool.spinfer]` wasi-nn settings.
     pub nn: Option<nn::NnOptions>,
-    /// Requests served at once; more are answered 503 with `Retry-After` straight away.
+    /// Requests in the server at once (reading, waiting or running); more are answered 503
+    /// with `Retry-After` straight away. The instance pool's size by default.
     pub max_in_flight: usize,
+    /// Requests running in components at once; the others wait (see [`admission`]).
+    pub max_running: usize,
+    /// How long a request may wait for a running slot before it is shed with a 503.
+    pub max_queue_wait: Duration,
 }
 
 /// Instances the pooling allocator holds (Spin's `SPIN_MAX_INSTANCE_COUNT` default).
 pub const POOL_INSTANCES: u32 = 1_000;
-
-/// Requests in flight per CPU core by default: enough to keep every core busy while one
-/// request waits on I/O, few enough that the ones admitted are answered quickly (at 64 and 256
-/// connections, p99 within 4× the 1-connection p99; BENCHMARKS.md).
-pub const IN_FLIGHT_PER_CORE: usize = 4;
-
-/// The default in-flight limit: [`IN_FLIGHT_PER_CORE`] per core, never more than the instance
-/// pool holds, so that a burst is shed with a 503 and the pool never runs out (a 500).
-pub fn default_max_in_flight() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    (IN_FLIGHT_PER_CORE * cores).min(POOL_INSTANCES as usize)
-}
 
 impl Default for AppOptions {
     fn default() -> Self {
@@ -92,7 +87,9 @@ impl Default for AppOptions {
             environment: Vec::new(),
             variables: Vec::new(),
             nn: None,
-            max_in_flight: default_max_in_flight(),
+            max_in_flight: POOL_INSTANCES as usize,
+            max_running: admission::default_max_running(),
+            max_queue_wait: admission::MAX_WAIT,
         }
     }
 }

@@ -23,6 +23,8 @@ pub const REQUESTS: &str = "spinfer_requests_total";
 pub const REQUEST_SECONDS: &str = "spinfer_request_duration_seconds";
 /// Inference time the component reports (`server-timing: infer`), by model.
 pub const INFERENCE_SECONDS: &str = "spinfer_inference_duration_seconds";
+/// Time a request waited for a running slot (admitted or shed).
+pub const QUEUE_SECONDS: &str = "spinfer_queue_wait_seconds";
 /// Requests refused by the host before or instead of the component, by reason.
 pub const REJECTED: &str = "spinfer_requests_rejected_total";
 /// Instances made, by component.
@@ -106,6 +108,10 @@ pub fn rejected(reason: Rejection) {
     counter!(REJECTED, "reason" => reason.label()).increment(1);
 }
 
+pub fn queue_wait(waited: Duration) {
+    histogram!(QUEUE_SECONDS).record(waited.as_secs_f64());
+}
+
 pub fn instance_started(component: &str) {
     counter!(INSTANCES_STARTED, "component" => component.to_string()).increment(1);
     gauge!(INSTANCES_LIVE, "component" => component.to_string()).increment(1.0);
@@ -135,6 +141,11 @@ pub fn install() -> Result<PrometheusHandle> {
         INFERENCE_SECONDS,
         metrics::Unit::Seconds,
         "Inference time reported by the component, by model."
+    );
+    metrics::describe_histogram!(
+        QUEUE_SECONDS,
+        metrics::Unit::Seconds,
+        "Time a request waited for a running slot, admitted or shed."
     );
     metrics::describe_counter!(
         REJECTED,

@@ -49,8 +49,8 @@ pub const MAX_HEADERS: usize = 64;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves; then stops accepting (new connections are refused), lets
-/// in-flight requests finish for up to [`SHUTDOWN_GRACE`] and closes idle keep-alive
-/// connections. With `tls`, every connection is HTTPS.
+/// in-flight requests finish and closes idle keep-alive connections, then ends the app's
+/// instances, all within [`SHUTDOWN_GRACE`]. With `tls`, every connection is HTTPS.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
@@ -109,11 +109,22 @@ pub async fn serve(
         SHUTDOWN_GRACE.as_secs(),
         graceful.count()
     );
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("requests still running after the grace period were cut off");
+    }
+    // Instances end here, each through its worker, rather than be cancelled with the runtime.
+    if tokio::time::timeout_at(deadline, app.stop_instances())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "{} instances still running after the grace period were cut off",
+            app.instances_live()
+        );
     }
     Ok(())
 }

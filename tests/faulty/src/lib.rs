@@ -1,7 +1,9 @@
 //! A test-only Spin component that fails on request, so the tests can show what a guest fault
-//! does to the requests beside it (`tests/python/test_faults.py`):
+//! does to the requests beside it (`tests/python/test_faults.py`). It answers on the last
+//! segment of the path, so that it serves under any route prefix:
 //!
 //! - `/count`: this instance's request count (1 on a fresh instance);
+//! - `/busy?<ms>`: keeps its instance busy for that many milliseconds, then answers;
 //! - `/request-id`: the `x-request-id` header the host passed in;
 //! - `/trap`: panics (a trap, as the component is built with `panic = "abort"`);
 //! - `/oom`: allocates until the instance's memory limit stops it;
@@ -29,8 +31,21 @@ fn text(status: u16, body: String) -> http::Response<Full<Bytes>> {
 #[http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
     let served = SERVED.fetch_add(1, Ordering::Relaxed) + 1;
-    match request.uri().path() {
+    let path = request.uri().path();
+    let fault = &path[path.rfind('/').unwrap_or(0)..];
+    match fault {
         "/count" => text(200, served.to_string()),
+        "/busy" => {
+            let ms = request.uri().query().and_then(|q| q.parse::<u64>().ok());
+            let Some(ms) = ms else {
+                return text(400, "busy needs ?<milliseconds>".into());
+            };
+            let until = std::time::Instant::now() + std::time::Duration::from_millis(ms);
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            text(200, format!("busy {ms} ms"))
+        }
         "/request-id" => {
             let id = request
                 .headers()

@@ -70,18 +70,39 @@ unsafe fn per_col<const R: usize>(tile: &mut Tile<R>, values: *const f32, f: imp
     }
 }
 
-/// `tile += A × B` over `k` steps of packed panels: R values of A and 8 of B per step. (Unrolled
-/// by four it ran 10–20 % slower here: Cranelift then spills.)
+/// One step of k: `tile += a × b` for R values of A and 8 of B.
 #[inline(always)]
-unsafe fn add_mat_mul<const R: usize>(tile: &mut Tile<R>, k: usize, mut a: *const f32, mut b: *const f32) {
-    for _ in 0..k {
-        unsafe {
-            let [b0, b1] = load_row(b);
-            for (r, row) in tile.iter_mut().enumerate() {
-                let ar = v128_load32_splat(a.add(r) as *const u32);
-                row[0] = madd(row[0], ar, b0);
-                row[1] = madd(row[1], ar, b1);
+unsafe fn step<const R: usize>(tile: &mut Tile<R>, a: *const f32, b: *const f32) {
+    unsafe {
+        let [b0, b1] = load_row(b);
+        for (r, row) in tile.iter_mut().enumerate() {
+            let ar = v128_load32_splat(a.add(r) as *const u32);
+            row[0] = madd(row[0], ar, b0);
+            row[1] = madd(row[1], ar, b1);
+        }
+    }
+}
+
+/// `tile += A × B` over `k` steps of packed panels, U steps per turn of the loop (then the
+/// remainder one by one): under epoch interruption every loop header pays a check, so fewer
+/// turns pay fewer checks.
+#[inline(always)]
+unsafe fn add_mat_mul<const R: usize, const U: usize>(
+    tile: &mut Tile<R>,
+    k: usize,
+    mut a: *const f32,
+    mut b: *const f32,
+) {
+    unsafe {
+        for _ in 0..k / U {
+            for u in 0..U {
+                step(tile, a.add(u * R), b.add(u * NR));
             }
+            a = a.add(U * R);
+            b = b.add(U * NR);
+        }
+        for _ in 0..k % U {
+            step(tile, a, b);
             a = a.add(R);
             b = b.add(NR);
         }
@@ -177,7 +198,7 @@ unsafe fn store<const R: usize>(tile: &Tile<R>, out: &OutputStoreKer) -> bool {
 
 /// Runs one tile's operations, tract's kernel protocol: 0 when done, non-zero for an operation
 /// this kernel cannot run (tract reports it as an error).
-unsafe fn kernel<const R: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
+unsafe fn kernel<const R: usize, const U: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
     let zero = f32x4_splat(0.0);
     let mut tile: Tile<R> = [[zero; 2]; R];
     for op in ops {
@@ -249,7 +270,7 @@ unsafe fn kernel<const R: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
                     pa,
                     pb,
                     packing: 0,
-                } => add_mat_mul(&mut tile, k, pa as *const f32, pb as *const f32),
+                } => add_mat_mul::<R, U>(&mut tile, k, pa as *const f32, pb as *const f32),
                 FusedKerSpec::AddMatMul { .. } => return 1,
             }
         }
@@ -259,26 +280,41 @@ unsafe fn kernel<const R: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
 
 /// tract's description of the R-row kernel: f32 panels of R (A) and 8 (B), written for wasm
 /// SIMD128 so that dispatch weighs it against tract's own wasm kernels.
-fn describe<const R: usize>(name: &str) -> DynKernel<R, NR, f32> {
-    let mut described = DynKernel::<R, NR, f32>::new(name, kernel::<R>, f32::packing(R), f32::packing(NR))
+fn describe<const R: usize, const U: usize>(name: &str) -> DynKernel<R, NR, f32> {
+    let mut described = DynKernel::<R, NR, f32>::new(name, kernel::<R, U>, f32::packing(R), f32::packing(NR))
         .with_isa(IsaReq::ANY.needing(&[Isa::Wasm32Simd128]));
     described.arch = Some(Arch::Wasm32Simd128);
     described
 }
 
 fn make_4x8() -> Box<dyn MatMatMul> {
-    describe::<4>(KERNELS[0].1).mmm()
+    describe::<4, 1>(KERNELS[0].1).mmm()
 }
 
 fn make_6x8() -> Box<dyn MatMatMul> {
-    describe::<6>(KERNELS[1].1).mmm()
+    describe::<6, 1>(KERNELS[1].1).mmm()
+}
+
+fn make_4x8_u2() -> Box<dyn MatMatMul> {
+    describe::<4, 2>(KERNELS[2].1).mmm()
+}
+
+fn make_4x8_u4() -> Box<dyn MatMatMul> {
+    describe::<4, 4>(KERNELS[3].1).mmm()
 }
 
 inventory::submit! { MmmRoutine { make: make_4x8 } }
 inventory::submit! { MmmRoutine { make: make_6x8 } }
+inventory::submit! { MmmRoutine { make: make_4x8_u2 } }
+inventory::submit! { MmmRoutine { make: make_4x8_u4 } }
 
 pub(crate) fn keep() {
-    std::hint::black_box((make_4x8 as *const (), make_6x8 as *const ()));
+    std::hint::black_box((
+        make_4x8 as *const (),
+        make_6x8 as *const (),
+        make_4x8_u2 as *const (),
+        make_4x8_u4 as *const (),
+    ));
 }
 
 #[cfg(test)]

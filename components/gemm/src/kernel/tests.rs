@@ -5,7 +5,7 @@ use tract_data::prelude::*;
 use tract_linalg::BinOp;
 use tract_linalg::mmm::{AsInputValue, FusedKerSpec, FusedSpec, MatMatMul, OutputStoreKer};
 
-use super::{NR, kernel, make_4x8, make_6x8};
+use super::{NR, kernel, make_4x8, make_4x8_u2, make_4x8_u4, make_6x8};
 
 /// Reproducible values in [-1, 1), different for every seed.
 fn values(seed: u64, len: usize) -> Vec<f32> {
@@ -20,12 +20,12 @@ fn values(seed: u64, len: usize) -> Vec<f32> {
         .collect()
 }
 
-fn kernels() -> [Box<dyn MatMatMul>; 2] {
-    [make_4x8(), make_6x8()]
+fn kernels() -> [Box<dyn MatMatMul>; 4] {
+    [make_4x8(), make_6x8(), make_4x8_u2(), make_4x8_u4()]
 }
 
-fn run<const R: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
-    unsafe { kernel::<R>(ops) }
+fn run<const R: usize, const U: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
+    unsafe { kernel::<R, U>(ops) }
 }
 
 fn assert_close(found: &[f32], expected: &[f32], what: &str) {
@@ -59,11 +59,14 @@ fn apply(tile: &mut [Vec<f32>], op: &Plain) {
 
 #[test]
 fn every_fused_operation_matches_plain_arithmetic() {
-    fused_operations::<4>();
-    fused_operations::<6>();
+    // k = 11: the unrolled kernels' remainder steps run too.
+    fused_operations::<4, 1>();
+    fused_operations::<6, 1>();
+    fused_operations::<4, 2>();
+    fused_operations::<4, 4>();
 }
 
-fn fused_operations<const R: usize>() {
+fn fused_operations<const R: usize, const U: usize>() {
     let (k, s, rows) = (11, 0.375f32, R);
     let min: fn(f32, f32) -> f32 = |a, b| if a < b { a } else { b };
     let max: fn(f32, f32) -> f32 = |a, b| if a > b { a } else { b };
@@ -195,7 +198,7 @@ fn fused_operations<const R: usize>() {
                 FusedKerSpec::Store(out),
                 FusedKerSpec::Done,
             ];
-            assert_eq!(run::<R>(&ops), 0, "{name}");
+            assert_eq!(run::<R, U>(&ops), 0, "{name}");
             let mut expected = product.clone();
             apply(&mut expected, &plain);
             assert_close(&found, &expected.concat(), &format!("{R}x8 {name}"));
@@ -221,7 +224,7 @@ fn fused_operations<const R: usize>() {
             }),
             FusedKerSpec::Done,
         ];
-        assert_eq!(run::<R>(&ops), 0);
+        assert_eq!(run::<R, U>(&ops), 0);
         for r in 0..rows {
             for c in 0..NR {
                 let expected = tile[r * NR + c] + unicast[c * rows + r] + per_row[r] * per_col[c];
@@ -250,7 +253,7 @@ fn fused_operations<const R: usize>() {
             }),
             FusedKerSpec::Done,
         ];
-        assert_eq!(run::<R>(&ops), 0);
+        assert_eq!(run::<R, U>(&ops), 0);
         assert_eq!(found, half);
         let odd = OutputStoreKer {
             ptr: found.as_mut_ptr() as *mut u8,
@@ -258,7 +261,7 @@ fn fused_operations<const R: usize>() {
             col_byte_stride: 3,
             item_size: 3,
         };
-        assert_ne!(run::<R>(&[FusedKerSpec::Store(odd), FusedKerSpec::Done]), 0);
+        assert_ne!(run::<R, U>(&[FusedKerSpec::Store(odd), FusedKerSpec::Done]), 0);
     }
 }
 

@@ -40,10 +40,18 @@ pub struct UpCommand {
     /// How long an idle reused instance is kept, in seconds.
     #[arg(long, default_value_t = ReusePolicy::SPIN.idle_timeout.as_secs_f64())]
     idle_instance_timeout: f64,
-    /// Requests served at once; more get 503 with `Retry-After` at once (default: 4 per CPU
-    /// core, at most the instance pool's 1,000).
-    #[arg(long, default_value_t = spinfer_serve::default_max_in_flight())]
+    /// Requests in the server at once (reading, waiting or running); past it a request gets
+    /// 503 with `Retry-After` at once. Defaults to the instance pool's size.
+    #[arg(long, default_value_t = AppOptions::default().max_in_flight)]
     max_in_flight: usize,
+    /// Requests running in components at once (default: 4 per CPU core); the others wait their
+    /// turn in arrival order.
+    #[arg(long, default_value_t = AppOptions::default().max_running)]
+    max_running: usize,
+    /// Milliseconds a request may wait for a running slot; one that waits longer is shed with
+    /// 503 and `Retry-After`.
+    #[arg(long, default_value_t = AppOptions::default().max_queue_wait.as_secs_f64() * 1e3)]
+    max_queue_wait_ms: f64,
     /// Compile every start instead of using the compiled-component cache.
     #[arg(long)]
     no_cache: bool,
@@ -103,6 +111,8 @@ impl UpCommand {
             environment: self.env.clone(),
             variables: self.variables.clone(),
             max_in_flight: self.max_in_flight,
+            max_running: self.max_running,
+            max_queue_wait: Duration::from_secs_f64(self.max_queue_wait_ms / 1e3),
             nn: self.nn.map(|backend| NnOptions {
                 backend,
                 target: self.nn_target,

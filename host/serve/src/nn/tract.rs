@@ -1,5 +1,5 @@
-//! tract as a `wasi:nn` backend: one optimised plan per model, shared and run concurrently
-//! without a lock.
+//! tract as a `wasi:nn` backend: one optimised plan per model, shared and run concurrently;
+//! the engine locks only to take a run state and to give it back, never during a run.
 
 use std::path::Path;
 use std::sync::Arc;
