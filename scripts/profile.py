@@ -6,9 +6,13 @@ profile), runs the wasm build on the test runner (`target/release/wasm-test`) on
 prints a Markdown table per model: median microseconds per node, the multiply-adds tract counts
 for it, and the GFLOP/s each column reaches on the matrix products.
 
+The wasm columns run as `spinfer up` and Spin serve: with epoch interruption on (the runner's
+default). `--epochs on off` adds a column per kernel without it (`4x8 no-epochs`), to see what
+the checks cost.
+
     .venv/bin/python scripts/profile.py [--runs 300] [--rounds 3] [--models mnist-cnn mnist-compact]
-        [--kernels tract default 4x8 6x8 4x16 8x8 4x4] [--wasm relaxed=path/to/profile.wasm]
-        [--ghz 4.26] [--markdown out.md] [--no-build]
+        [--kernels tract default 4x8 4x8u1 6x8 4x16 8x8 4x4] [--epochs on off]
+        [--wasm relaxed=path/to/profile.wasm] [--ghz 4.26] [--markdown out.md] [--no-build]
 
 A relaxed-SIMD build (fused multiply-add in Spinfer's and tract's kernels) to pass as `--wasm`:
 
@@ -28,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "target/release/examples/profile"
 WASM = ROOT / "target/wasm32-wasip2/wasm/examples/profile.wasm"
 RUNNER = ROOT / "target/release/wasm-test"
+# A column's suffix for a run without epoch interruption.
+NO_EPOCHS = " no-epochs"
 
 
 def build() -> None:
@@ -47,6 +53,9 @@ def run(column: str, models: list[str], runs: int, builds: dict[str, Path]) -> d
     paths = [f"models/{m}.onnx" for m in models]
     env = dict(os.environ)
     env.pop("SPINFER_WASM_GEMM", None)
+    if column.endswith(NO_EPOCHS):
+        column = column.removesuffix(NO_EPOCHS)
+        env["WASM_TEST_EPOCHS"] = "0"
     label, _, kernel = column.rpartition(" ")
     wasm = builds.get(label, WASM)
     if column == "native":
@@ -104,6 +113,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["mnist-cnn", "mnist-compact"])
     parser.add_argument("--kernels", nargs="+", default=["tract", "default", "4x8"])
+    parser.add_argument("--epochs", nargs="+", choices=["on", "off"], default=["on"])
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument(
@@ -118,7 +128,9 @@ def main() -> None:
     if not args.no_build:
         build()
     builds = {label: Path(path) for label, _, path in (w.partition("=") for w in args.wasm)}
-    columns = ["native", *args.kernels, *[f"{label} {k}" for label in builds for k in args.kernels]]
+    kernels = [*args.kernels, *[f"{label} {k}" for label in builds for k in args.kernels]]
+    suffixes = {"on": "", "off": NO_EPOCHS}
+    columns = ["native", *[k + suffixes[e] for k in kernels for e in args.epochs]]
     profiles: dict[str, dict[str, list]] = {m: {c: [] for c in columns} for m in args.models}
     for round_ in range(args.rounds):
         for column in columns:

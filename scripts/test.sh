@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Native crates, built once with the features the tests use (the components are wasm-only).
+# The CLI with its `train` feature, so that its tests cover the trainer's subcommands too.
 native=(--workspace --exclude spinfer-classifier --exclude spinfer-classifier-nn
-        --exclude spinfer-spin-http --exclude spinfer-faulty)
+        --exclude spinfer-spin-http --exclude spinfer-faulty --features spinfer/train)
 cargo build --release "${native[@]}"
 
 # The components, as spin.toml and spin-nn.toml build them, the snapshot, and the test-only

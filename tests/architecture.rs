@@ -79,3 +79,39 @@ fn the_documented_crate_dependencies_are_the_workspace_ones() {
         "ARCHITECTURE.md lacks {missing:?} and lists {extra:?}, which cargo does not have"
     );
 }
+
+/// The serving binary (`spinfer` without its `train` feature), which `spin build` and the
+/// README's serve command compile, links no training crate.
+#[test]
+fn the_serving_binary_compiles_no_trainer() {
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "tree",
+            "-p",
+            "spinfer",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tree = String::from_utf8_lossy(&output.stdout);
+    assert!(tree.lines().any(|line| line.starts_with("wasmtime ")), "{tree}");
+    let trainers: Vec<_> = tree
+        .lines()
+        .filter(|line| {
+            ["burn", "plotters", "imageproc", "spinfer-train"]
+                .iter()
+                .any(|name| line.starts_with(name))
+        })
+        .collect();
+    assert!(trainers.is_empty(), "the serving binary pulls {trainers:?}");
+}

@@ -17,8 +17,10 @@ from PIL import Image
 from support import ROOT, Server, encode, load_test_images
 
 CORPUS = json.loads((ROOT / "tests/hostile/corpus.json").read_text())["cases"]
-# No case may take longer than this to be answered.
-ANSWER_WITHIN = 5.0
+# No case may take longer than this to be answered: a bound that catches a hang or a stuck slow
+# path, not a speed target (the largest legal batch on mnist-cnn is real work: 4–7 s on a 2.3 GHz
+# 2-core machine).
+ANSWER_WITHIN = 15.0
 MAX_BODY = 10 * 1024 * 1024
 
 

@@ -15,7 +15,8 @@ mod kernel;
 mod tier;
 
 /// Names the f32 GEMM kernel tract runs in wasm, read when a model is optimised: one of Spinfer's
-/// tiles (`4x8`, `6x8`), one of tract's (`8x8`, `4x16`, `4x4`), or `tract` for tract-linalg's
+/// tiles (`4x8`, four steps of k per loop turn; `6x8`; `4x8u1`, the 4×8 one step per turn), one
+/// of tract's (`8x8`, `4x16`, `4x4`), or `tract` for tract-linalg's
 /// own rule. Any other value means [`DEFAULT_TILE`]; unset, the default rule (see `tier`) runs.
 pub const WASM_GEMM_VAR: &str = "SPINFER_WASM_GEMM";
 
@@ -23,16 +24,15 @@ pub const WASM_GEMM_VAR: &str = "SPINFER_WASM_GEMM";
 pub const DEFAULT_TILE: &str = "4x8";
 
 /// Every value [`WASM_GEMM_VAR`] takes: Spinfer's tiles, then tract's, then tract's own rule.
-pub const CHOICES: [&str; 8] = ["4x8", "6x8", "4x8u2", "4x8u4", "8x8", "4x16", "4x4", "tract"];
+pub const CHOICES: [&str; 7] = ["4x8", "6x8", "4x8u1", "8x8", "4x16", "4x4", "tract"];
 
 /// Spinfer's kernels: the tile as [`WASM_GEMM_VAR`] names it, and the kernel's name in
 /// tract-linalg's registry.
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-const KERNELS: [(&str, &str); 4] = [
+const KERNELS: [(&str, &str); 3] = [
     ("4x8", "spinfer_wasm_f32_4x8"),
     ("6x8", "spinfer_wasm_f32_6x8"),
-    ("4x8u2", "spinfer_wasm_f32_4x8_u2"),
-    ("4x8u4", "spinfer_wasm_f32_4x8_u4"),
+    ("4x8u1", "spinfer_wasm_f32_4x8_u1"),
 ];
 
 /// Keeps the kernels and the tier in the link: wasm-ld drops an object that only `inventory`

@@ -1,5 +1,5 @@
 //! `spinfer`: one clap struct per subcommand, each with its own `run`, over the library crates
-//! (`spinfer-train`, `spinfer-serve`, `spinfer-bench`).
+//! (`spinfer-serve`, `spinfer-bench`, and `spinfer-train` with the `train` feature).
 
 mod commands;
 
@@ -17,8 +17,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Train a CNN on MNIST with burn, export it to ONNX and write its card and plots.
+    #[cfg(feature = "train")]
     Train(commands::train::TrainCommand),
     /// Evaluate an ONNX model with native tract on the 10k MNIST test set.
+    #[cfg(feature = "train")]
     Eval(commands::eval::EvalCommand),
     /// Classify one image (PNG/JPEG) or one test-set image with native tract.
     Predict(commands::predict::PredictCommand),
@@ -30,6 +32,7 @@ enum Command {
     /// checked, load shedding counted, memory sampled.
     Stress(commands::stress::StressCommand),
     /// Every model's cost, accuracy and latency (native, in wasm, fresh instance): table and plot.
+    #[cfg(feature = "train")]
     Frontier(commands::frontier::FrontierCommand),
     /// Run the build command of every component in a Spin manifest (as `spin build` does).
     Build(commands::build::BuildCommand),
@@ -53,12 +56,15 @@ fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        #[cfg(feature = "train")]
         Command::Train(command) => command.run(),
+        #[cfg(feature = "train")]
         Command::Eval(command) => command.run(),
         Command::Predict(command) => command.run(),
         Command::Up(command) => command.run(),
         Command::Bench(command) => command.run(),
         Command::Stress(command) => command.run(),
+        #[cfg(feature = "train")]
         Command::Frontier(command) => command.run(),
         Command::Build(command) => command.run(),
         Command::Snapshot(command) => command.run(),

@@ -15,20 +15,28 @@ fn spinfer(args: &[&str]) -> (bool, String) {
 fn help_lists_every_subcommand() {
     let (ok, text) = spinfer(&["--help"]);
     assert!(ok, "{text}");
-    for sub in ["train", "eval", "predict", "up", "bench"] {
+    let serving = ["predict", "up", "build", "snapshot", "bench", "stress"];
+    for sub in serving {
         assert!(text.contains(sub), "--help lacks {sub}: {text}");
+    }
+    // The trainer's subcommands come with the `train` feature, and only with it.
+    for sub in ["train", "eval", "frontier"] {
+        let listed = text.lines().any(|line| line.trim_start().starts_with(sub));
+        assert_eq!(listed, cfg!(feature = "train"), "{sub} in --help: {text}");
     }
 }
 
 #[test]
 fn each_subcommand_has_help() {
-    for (sub, flag) in [
-        ("train", "--arch"),
-        ("eval", "--model"),
+    let mut subcommands = vec![
         ("predict", "--idx"),
         ("up", "--listen"),
         ("bench", "--connections"),
-    ] {
+    ];
+    if cfg!(feature = "train") {
+        subcommands.extend([("train", "--arch"), ("eval", "--model")]);
+    }
+    for (sub, flag) in subcommands {
         let (ok, text) = spinfer(&[sub, "--help"]);
         assert!(ok, "{sub}: {text}");
         assert!(text.contains(flag), "{sub} --help lacks {flag}: {text}");
@@ -36,6 +44,7 @@ fn each_subcommand_has_help() {
 }
 
 #[test]
+#[cfg(feature = "train")]
 fn bad_arguments_fail_with_a_message() {
     let (ok, text) = spinfer(&["train", "--arch", "resnet"]);
     assert!(!ok);

@@ -84,8 +84,9 @@ unsafe fn step<const R: usize>(tile: &mut Tile<R>, a: *const f32, b: *const f32)
 }
 
 /// `tile += A × B` over `k` steps of packed panels, U steps per turn of the loop (then the
-/// remainder one by one): under epoch interruption every loop header pays a check, so fewer
-/// turns pay fewer checks.
+/// remainder one by one). Under epoch interruption, as Spin and `spinfer up` serve, Cranelift
+/// checks the epoch at every loop header: one step per turn made mnist-cnn's products 1.28×
+/// slower than without the checks, four steps per turn 1.05× (BENCHMARKS.md).
 #[inline(always)]
 unsafe fn add_mat_mul<const R: usize, const U: usize>(
     tile: &mut Tile<R>,
@@ -287,33 +288,29 @@ fn describe<const R: usize, const U: usize>(name: &str) -> DynKernel<R, NR, f32>
     described
 }
 
+/// The default tile: four steps of k per turn.
 fn make_4x8() -> Box<dyn MatMatMul> {
-    describe::<4, 1>(KERNELS[0].1).mmm()
+    describe::<4, 4>(KERNELS[0].1).mmm()
 }
 
 fn make_6x8() -> Box<dyn MatMatMul> {
     describe::<6, 1>(KERNELS[1].1).mmm()
 }
 
-fn make_4x8_u2() -> Box<dyn MatMatMul> {
-    describe::<4, 2>(KERNELS[2].1).mmm()
-}
-
-fn make_4x8_u4() -> Box<dyn MatMatMul> {
-    describe::<4, 4>(KERNELS[3].1).mmm()
+/// The 4×8 tile one step per turn, kept to measure what the unrolling buys.
+fn make_4x8_rolled() -> Box<dyn MatMatMul> {
+    describe::<4, 1>(KERNELS[2].1).mmm()
 }
 
 inventory::submit! { MmmRoutine { make: make_4x8 } }
 inventory::submit! { MmmRoutine { make: make_6x8 } }
-inventory::submit! { MmmRoutine { make: make_4x8_u2 } }
-inventory::submit! { MmmRoutine { make: make_4x8_u4 } }
+inventory::submit! { MmmRoutine { make: make_4x8_rolled } }
 
 pub(crate) fn keep() {
     std::hint::black_box((
         make_4x8 as *const (),
         make_6x8 as *const (),
-        make_4x8_u2 as *const (),
-        make_4x8_u4 as *const (),
+        make_4x8_rolled as *const (),
     ));
 }
 
