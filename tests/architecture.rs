@@ -17,18 +17,21 @@ fn relative(root: &Path, dir: &Path) -> String {
     parts.join("/")
 }
 
-fn cargo_edges() -> BTreeSet<(String, String)> {
+/// What `cargo <args>` prints, run in the workspace.
+fn cargo(args: &[&str]) -> String {
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--no-deps", "--format-version", "1", "--offline"])
+        .args(args)
         .current_dir(root())
         .output()
-        .expect("cargo metadata runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "cargo {args:?}: {stderr}");
+    String::from_utf8(output.stdout).expect("UTF-8")
+}
+
+fn cargo_edges() -> BTreeSet<(String, String)> {
+    let metadata = cargo(&["metadata", "--no-deps", "--format-version", "1", "--offline"]);
+    let metadata: serde_json::Value = serde_json::from_str(&metadata).expect("JSON");
     let root = Path::new(metadata["workspace_root"].as_str().expect("a root"));
     let mut edges = BTreeSet::new();
     for package in metadata["packages"].as_array().expect("packages") {
@@ -84,26 +87,16 @@ fn the_documented_crate_dependencies_are_the_workspace_ones() {
 /// README's serve command compile, links no training crate.
 #[test]
 fn the_serving_binary_compiles_no_trainer() {
-    let output = Command::new(env!("CARGO"))
-        .args([
-            "tree",
-            "-p",
-            "spinfer",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--offline",
-        ])
-        .current_dir(root())
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tree = String::from_utf8_lossy(&output.stdout);
+    let tree = cargo(&[
+        "tree",
+        "-p",
+        "spinfer",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+        "--offline",
+    ]);
     assert!(tree.lines().any(|line| line.starts_with("wasmtime ")), "{tree}");
     let trainers: Vec<_> = tree
         .lines()
