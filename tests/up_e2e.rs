@@ -59,8 +59,8 @@ async fn send(
 
 #[test]
 fn serves_predictions_over_tcp() {
-    // Room for the 16 concurrent clients below (the default sheds past 4 per core).
-    let server = start_with(&["--max-in-flight", "16"], &[]);
+    // The defaults: the 16 concurrent clients below wait their turn, none is shed.
+    let server = start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (status, health) = send(&server.addr, "GET", "/healthz", None).await;
