@@ -5,17 +5,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# How long each step took, on stderr, so a slow CI run says where its time went.
+step() { echo "test.sh: ${SECONDS}s: $*" >&2; }
+
 # Native crates, built once with the features the tests use (the components are wasm-only).
 # The CLI with its `train` feature, so that its tests cover the trainer's subcommands too.
 native=(--workspace --exclude spinfer-classifier --exclude spinfer-classifier-nn
         --exclude spinfer-spin-http --exclude spinfer-faulty --features spinfer/train)
+step "native build"
 cargo build --release "${native[@]}"
 
 # The components, as spin.toml and spin-nn.toml build them, the snapshot, and the test-only
 # faulty component.
+step "wasm components"
 cargo build -p spinfer-classifier -p spinfer-classifier-nn -p spinfer-faulty --target wasm32-wasip2 --profile wasm
 target/release/spinfer snapshot --wasm target/wasm32-wasip2/wasm/spinfer_classifier.wasm \
     --out target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm
+step "scalar component"
 # RUSTFLAGS outranks .cargo/config.toml's target rustflags, so this build has no simd128.
 RUSTFLAGS="-C target-feature=-simd128" \
     cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm --target-dir target/scalar
@@ -28,8 +34,12 @@ if [ -z "${ORT_DYLIB_PATH:-}" ]; then
     export ORT_DYLIB_PATH
 fi
 
+step "Rust tests"
 cargo test --release "${native[@]}"
+step "kernel tests in wasm"
 # Spinfer's wasm SIMD matmul kernels, tested where they run: in wasm, on the runner built above.
 CARGO_TARGET_WASM32_WASIP2_RUNNER="$PWD/target/release/wasm-test" \
     cargo test -p spinfer-gemm --target wasm32-wasip2
+step "Python tests"
 .venv/bin/python -m pytest -q tests/python
+step "done"

@@ -25,11 +25,13 @@ fn nn_app_with(
     );
     let mut manifest = Manifest::load(&root().join("spin-nn.toml")).unwrap();
     if let Some(models) = models {
-        manifest.component.get_mut("classifier-nn").unwrap().files =
-            vec![spinfer_serve::manifest::FileMount::Mapped {
-                source: models.to_path_buf(),
-                destination: "/models".into(),
-            }];
+        let def = manifest.component.get_mut("classifier-nn").unwrap();
+        def.files = vec![spinfer_serve::manifest::FileMount::Mapped {
+            source: models.to_path_buf(),
+            destination: "/models".into(),
+        }];
+        // Mounted in place, so that what the test adds later is seen by the guest.
+        def.exclude_files.clear();
         // The test's folder holds mnist-cnn; the app's default names it.
         manifest.variables.get_mut("default_model").unwrap().default = Some("mnist-cnn".into());
     }

@@ -113,6 +113,39 @@ fn a_swapped_model_is_detected_and_served() {
     }
 }
 
+#[test]
+fn healthz_names_the_models_the_folder_holds() {
+    // Under a snapshot of four models, /healthz names them from a listing of the folder: all
+    // four for a folder of the same files, only those left for a folder that lost some.
+    let models = root().join("models");
+    let names = |files: &[&str]| {
+        let temp = tempfile::tempdir().unwrap();
+        for name in files {
+            for ext in ["onnx", "json"] {
+                let file = format!("{name}.{ext}");
+                std::fs::copy(models.join(&file), temp.path().join(&file)).unwrap();
+            }
+        }
+        // A training history beside them is no model.
+        std::fs::write(temp.path().join("mnist-cnn-training.json"), b"[]").unwrap();
+        let app = load(&manifest_with(&snapshot_path(), Some(temp.path())));
+        let request = http::Request::get("/healthz")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        let body = runtime().block_on(async {
+            use http_body_util::BodyExt;
+            let response = app.handle(request).await;
+            assert_eq!(response.status(), 200);
+            response.into_body().collect().await.unwrap().to_bytes()
+        });
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        serde_json::from_value::<Vec<String>>(json["models"].clone()).unwrap()
+    };
+    let all = ["mnist-cnn", "mnist-compact", "mnist-lean", "mnist-seed"];
+    assert_eq!(names(&all), all);
+    assert_eq!(names(&["mnist-cnn", "mnist-seed"]), ["mnist-cnn", "mnist-seed"]);
+}
+
 /// Probabilities for test images `indices` from `model`: one request each, which runs the
 /// batch-1 plan, or one batch request for them all, which runs the symbolic-batch plan.
 fn served(app: &App, model: &str, indices: std::ops::Range<usize>, batched: bool) -> Vec<Vec<f64>> {
@@ -259,7 +292,7 @@ fn the_same_component_snapshots_to_the_same_bytes_and_unchanged_inputs_skip_the_
     use spinfer_serve::snapshot::{Outcome, snapshot};
     let manifest = Manifest::load(&root().join("spin.toml")).unwrap();
     let sandbox =
-        Sandbox::for_component(&manifest, manifest.component("classifier").unwrap(), &options()).unwrap();
+        Sandbox::for_snapshot(&manifest, manifest.component("classifier").unwrap(), &options()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (first, second) = (dir.path().join("a.wasm"), dir.path().join("b.wasm"));
     assert_eq!(

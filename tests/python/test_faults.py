@@ -92,6 +92,9 @@ def with_models_copy(tmp_path):
     shutil.copytree(ROOT / "models", models)
     manifest = (ROOT / "spin.toml").read_text().replace('source = "models"', f'source = "{models}"')
     manifest = manifest.replace('source = "target/', f'source = "{ROOT}/target/')
+    # Without exclusions the folder is mounted in place, so that the test can change it under
+    # the running server (with them, the server serves a copy made at start, as Spin does).
+    manifest = "\n".join(line for line in manifest.splitlines() if not line.startswith("exclude_files"))
     (tmp_path / "spin.toml").write_text(manifest)
     return tmp_path / "spin.toml", models
 

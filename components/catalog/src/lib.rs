@@ -29,6 +29,8 @@ pub enum CatalogError {
         #[source]
         source: serde_json::Error,
     },
+    #[error("{path} names the model {name:?}; a card's name is its file name")]
+    Name { path: PathBuf, name: String },
     #[error("default model {name:?} has no card and ONNX file in {dir}")]
     UnknownDefault { name: String, dir: PathBuf },
     #[error("{card} describes a model, but {onnx} is missing")]
@@ -109,7 +111,8 @@ impl Catalog {
     }
 
     /// Whether `dir` holds models of exactly this catalog's file names (a listing of the folder,
-    /// no file opened); whether each is unchanged is [`CatalogEntry::unchanged_in`].
+    /// no file opened), and so of its model names (a card's name is its file name); whether
+    /// each is unchanged is [`CatalogEntry::unchanged_in`].
     pub fn same_files_in(&self, dir: &Path) -> bool {
         let Ok(files) = Catalog::model_files(dir) else {
             return false;
@@ -136,6 +139,13 @@ impl Catalog {
                 path: path.clone(),
                 source,
             })?;
+            // So a listing of the folder names its models without reading a card.
+            if path.file_stem().and_then(|s| s.to_str()) != Some(card.name.as_str()) {
+                return Err(CatalogError::Name {
+                    path,
+                    name: card.name,
+                });
+            }
             entries.push(CatalogEntry {
                 card,
                 card_bytes: bytes,
@@ -304,6 +314,19 @@ mod tests {
         std::fs::remove_file(dir.join("mnist-seed.onnx")).unwrap();
         assert!(!catalog.same_files_in(dir));
         assert!(!catalog.same_files_in(&dir.join("nowhere")));
+    }
+
+    #[test]
+    fn a_card_named_other_than_its_file_is_refused() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path();
+        std::fs::copy(models().join("mnist-seed.onnx"), dir.join("digits.onnx")).unwrap();
+        std::fs::copy(models().join("mnist-seed.json"), dir.join("digits.json")).unwrap();
+        let err = Catalog::open(dir, None).unwrap_err();
+        assert!(
+            matches!(err, CatalogError::Name { ref name, .. } if name == "mnist-seed"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! the snapshot starts with the models parsed and optimised. Before one of them serves here it is
 //! checked against the mounted files, alone and once per instance: its card must record the same
 //! SHA-256 and its `.onnx` have the same length (one read, one metadata call). A route that lists
-//! the models checks the whole folder. Whatever differs is served from the files instead, so a
-//! model swap never serves stale weights, and a request for one model pays for that model only.
+//! the models checks the whole folder; one that only names them (`/healthz`) lists it. Whatever
+//! differs is served from the files instead, so a model swap never serves stale weights, and a
+//! request for one model pays for that model only.
 //! The default model is the app's (the `default_model` Spin variable), whatever it was at
 //! snapshot time.
 
@@ -116,7 +117,11 @@ struct Checked {
     snapshot: ModelStore,
     /// Per snapshot model: whether the mounted files are still it (checked on first use).
     unchanged: Vec<OnceLock<bool>>,
-    /// Whether the folder holds exactly the snapshot's models (checked when a route lists them).
+    /// Whether the folder holds exactly the snapshot's model files (checked when a route names
+    /// the models).
+    same_names: OnceLock<bool>,
+    /// Whether the folder holds exactly the snapshot's models, each unchanged (checked when a
+    /// route lists them).
     same_listing: OnceLock<bool>,
     /// The mounted folder itself, opened when a route lists the models or a model differs.
     folder: OnceLock<Result<ModelStore, ApiError>>,
@@ -133,6 +138,7 @@ impl Checked {
         Checked {
             snapshot,
             unchanged,
+            same_names: OnceLock::new(),
             same_listing: OnceLock::new(),
             folder: OnceLock::new(),
         }
@@ -182,7 +188,9 @@ impl Checked {
     fn listing(&self) -> Result<&ModelStore, ApiError> {
         let same = *self.same_listing.get_or_init(|| {
             let catalog = self.snapshot.catalog();
-            timed(|| catalog.same_files_in(&Catalog::models_dir()))
+            *self
+                .same_names
+                .get_or_init(|| timed(|| catalog.same_files_in(&Catalog::models_dir())))
                 && catalog
                     .entries
                     .iter()
@@ -230,5 +238,19 @@ impl Backend for Checked {
 
     fn card(&self, model: &str) -> Option<&ModelCard> {
         self.serving(model).ok()?.catalog().get(model).map(|e| &e.card)
+    }
+
+    /// The snapshot's names while the folder lists its model files (one listing, no card read:
+    /// a card's name is its file name); else those of whichever lists the models.
+    fn names(&self) -> Vec<String> {
+        let catalog = self.snapshot.catalog();
+        if *self
+            .same_names
+            .get_or_init(|| timed(|| catalog.same_files_in(&Catalog::models_dir())))
+        {
+            catalog.entries.iter().map(|e| e.card.name.clone()).collect()
+        } else {
+            self.cards().iter().map(|c| c.name.clone()).collect()
+        }
     }
 }

@@ -25,4 +25,10 @@ pub trait Backend {
     fn card(&self, model: &str) -> Option<&ModelCard> {
         self.cards().into_iter().find(|c| c.name == model)
     }
+
+    /// The names of the models [`Backend::cards`] lists, in its order; a backend that can name
+    /// them without reading every card (`/healthz` asks only for names) says so here.
+    fn names(&self) -> Vec<String> {
+        self.cards().iter().map(|c| c.name.clone()).collect()
+    }
 }

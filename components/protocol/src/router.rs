@@ -102,19 +102,18 @@ fn dispatch(backend: &dyn Backend, request: &Request) -> Result<Response, ApiErr
     if !request.method.eq_ignore_ascii_case(route.allow()) {
         return Err(ApiError::method_not_allowed(request.method, route.allow()));
     }
-    let names = || backend.cards().iter().map(|c| c.name.clone()).collect::<Vec<_>>();
     match route {
         Route::Page => Ok(Response::asset("text/html; charset=utf-8", PAGE)),
         Route::OpenApi => Ok(Response::asset("application/json", OPENAPI)),
         Route::Healthz => Ok(Response::json(
             StatusCode::OK,
-            &json!({ "status": "ok", "models": names(), "default": backend.default_model() }),
+            &json!({ "status": "ok", "models": backend.names(), "default": backend.default_model() }),
         )),
         Route::Predict => predict::handle(backend, request),
         Route::Server => Ok(Response::json(StatusCode::OK, &v2::server_metadata())),
         Route::Live => Ok(Response::json(StatusCode::OK, &json!({ "live": true }))),
         Route::Ready => {
-            for name in names() {
+            for name in backend.names() {
                 backend.ready(&name)?;
             }
             Ok(Response::json(StatusCode::OK, &json!({ "ready": true })))

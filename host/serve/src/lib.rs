@@ -3,8 +3,9 @@
 //! The root owns the vocabulary its modules share ([`AppOptions`], [`Sandbox`],
 //! [`ReusePolicy`]); the modules form one chain and never import each other back:
 //!
-//! - [`manifest`]: the parts of `spin.toml` that are run; [`sandbox`]: what a component's
-//!   stores get from it (environment, mounts, outbound hosts, limits, wasi-nn graphs);
+//! - [`manifest`]: the parts of `spin.toml` that are run; [`files`]: the files a component
+//!   mounts, placed as Spin places them; [`sandbox`]: what a component's stores get from it
+//!   (environment, mounts, outbound hosts, limits, wasi-nn graphs);
 //! - [`engine`]: the wasmtime engine and the compiled-component cache; [`epoch`]: deadlines;
 //! - [`store`]: one store's host state and the linker; [`outbound`]: the outbound allow-list;
 //! - [`handler`]: a component's pre-instance and its instances; [`reuse`]: how long each lives;
@@ -18,6 +19,7 @@ pub mod admission;
 pub mod app;
 pub mod engine;
 pub mod epoch;
+pub mod files;
 pub mod handler;
 pub mod manifest;
 pub mod metrics;
@@ -115,8 +117,8 @@ impl Connection {
 #[derive(Clone)]
 pub struct Sandbox {
     pub environment: Vec<(String, String)>,
-    /// Host directory → guest path, mounted read-only.
-    pub mounts: Vec<(PathBuf, String)>,
+    /// The component's `files`, mounted read-only.
+    pub mounts: files::Mounts,
     pub allowed_outbound_hosts: Vec<String>,
     /// What `spin:variables/variables.get` answers.
     pub variables: variables::ComponentVariables,

@@ -48,6 +48,9 @@ pub struct ComponentDef {
     pub source: PathBuf,
     #[serde(default)]
     pub files: Vec<FileMount>,
+    /// Files the mounts leave out: glob patterns relative to the app's folder.
+    #[serde(default)]
+    pub exclude_files: Vec<String>,
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
@@ -89,7 +92,7 @@ impl ComponentDef {
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
 pub enum FileMount {
-    /// A directory (or file) copied to the same path under `/`.
+    /// A directory, a file or a glob pattern, placed at the same path under `/`.
     Path(PathBuf),
     Mapped {
         source: PathBuf,

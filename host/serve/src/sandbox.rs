@@ -2,7 +2,6 @@
 //! the options' overrides), its file mounts, its outbound allow-list, the limits, and its
 //! wasi-nn graphs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
@@ -10,13 +9,29 @@ use anyhow::{Context, Result};
 use spinfer_catalog::Catalog;
 use spinfer_protocol::contract::MODELS_DIR;
 
+use crate::files::Mounts;
 use crate::manifest::{ComponentDef, Manifest};
 use crate::nn::NnModels;
 use crate::variables::{ComponentVariables, resolve_app};
 use crate::{AppOptions, Sandbox};
 
 impl Sandbox {
+    /// What the component's instances get when it serves.
     pub fn for_component(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) -> Result<Sandbox> {
+        Sandbox::with_mounts(manifest, def, options, Mounts::place(manifest, def)?)
+    }
+
+    /// What the component gets when `spinfer snapshot` pre-initialises it: its folders in place.
+    pub fn for_snapshot(manifest: &Manifest, def: &ComponentDef, options: &AppOptions) -> Result<Sandbox> {
+        Sandbox::with_mounts(manifest, def, options, Mounts::for_snapshot(manifest, def)?)
+    }
+
+    fn with_mounts(
+        manifest: &Manifest,
+        def: &ComponentDef,
+        options: &AppOptions,
+        mounts: Mounts,
+    ) -> Result<Sandbox> {
         let mut environment: Vec<(String, String)> = def
             .environment
             .iter()
@@ -26,24 +41,15 @@ impl Sandbox {
             environment.retain(|(k, _)| k != key);
             environment.push((key.clone(), value.clone()));
         }
-        let mounts = def
-            .files
-            .iter()
-            .map(|mount| {
-                let (source, destination) = mount.paths();
-                (manifest.resolve(&source), destination)
-            })
-            .collect::<Vec<(PathBuf, String)>>();
         // The models are checked in full once, here (never per request): a missing, truncated or
         // replaced model stops `spinfer up` and `spinfer snapshot`, named.
-        if let Ok(models) = manifest.models_mount(def) {
-            Catalog::verify(&models).with_context(|| format!("the models mounted at {MODELS_DIR}"))?;
+        let models = mounts.host_dir(MODELS_DIR);
+        if let Some(models) = &models {
+            Catalog::verify(models).with_context(|| format!("the models mounted at {MODELS_DIR}"))?;
         }
         let nn = match options.nn.clone().or_else(|| def.spinfer_tool().nn_options()) {
             Some(nn_options) => {
-                let models = manifest
-                    .models_mount(def)
-                    .context("wasi-nn serves the models mounted at /models")?;
+                let models = models.context("wasi-nn serves the models mounted at /models")?;
                 Some(Arc::new(NnModels::load(&models, &nn_options)?))
             }
             None => None,

@@ -93,7 +93,7 @@ fn inputs_key(wasm: &[u8], sandbox: &Sandbox) -> Result<String> {
     for (key, value) in &sandbox.environment {
         hasher.update(format!("env {key}={value}\n"));
     }
-    for (host, guest) in &sandbox.mounts {
+    for (host, guest) in &sandbox.mounts.dirs {
         hasher.update(format!("mount {guest}\n"));
         hash_tree(&mut hasher, host, host)?;
     }

@@ -80,7 +80,7 @@ pub fn new_store_with(
     // The mounts are local read-only directories (model cards, models): a file operation costs
     // microseconds, less than the round trip through tokio's blocking pool it would otherwise take.
     wasi.allow_blocking_current_thread(true);
-    for (host, guest) in &sandbox.mounts {
+    for (host, guest) in &sandbox.mounts.dirs {
         wasi.preopened_dir(host, guest, FsPerms::ReadOnly)
             .map_err(|e| anyhow!("mounting {} at {guest}: {e:#}", host.display()))?;
     }

@@ -23,7 +23,7 @@ impl SnapshotCommand {
     pub fn run(self) -> Result<()> {
         let manifest = Manifest::load(&self.manifest)?;
         let def = manifest.component(&self.component)?;
-        let sandbox = Sandbox::for_component(&manifest, def, &AppOptions::default())?;
+        let sandbox = Sandbox::for_snapshot(&manifest, def, &AppOptions::default())?;
         spinfer_serve::snapshot::snapshot(
             &manifest.resolve(&self.wasm),
             &sandbox,
