@@ -34,20 +34,24 @@ fn load_with(manifest: &Manifest, options: &AppOptions) -> Arc<App> {
     Arc::new(App::load(manifest, options).expect("app loads"))
 }
 
-fn probabilities(app: &App, index: usize) -> Vec<f64> {
-    let body = serde_json::to_vec(&json!({ "pixels": pixels(index) })).unwrap();
-    let request = http::Request::post("/predict")
-        .header("content-type", "application/json")
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-        .unwrap();
+/// The JSON of the app's 200 answer to `request`.
+fn answer(app: &App, request: http::Request<http_body_util::Full<bytes::Bytes>>) -> serde_json::Value {
     let body = runtime().block_on(async {
         use http_body_util::BodyExt;
         let response = app.handle(request).await;
         assert_eq!(response.status(), 200);
         response.into_body().collect().await.unwrap().to_bytes()
     });
-    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    json["probabilities"]
+    serde_json::from_slice(&body).unwrap()
+}
+
+fn probabilities(app: &App, index: usize) -> Vec<f64> {
+    let body = serde_json::to_vec(&json!({ "pixels": pixels(index) })).unwrap();
+    let request = http::Request::post("/predict")
+        .header("content-type", "application/json")
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+        .unwrap();
+    answer(app, request)["probabilities"]
         .as_array()
         .unwrap()
         .iter()
@@ -132,14 +136,7 @@ fn healthz_names_the_models_the_folder_holds() {
         let request = http::Request::get("/healthz")
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
-        let body = runtime().block_on(async {
-            use http_body_util::BodyExt;
-            let response = app.handle(request).await;
-            assert_eq!(response.status(), 200);
-            response.into_body().collect().await.unwrap().to_bytes()
-        });
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        serde_json::from_value::<Vec<String>>(json["models"].clone()).unwrap()
+        serde_json::from_value::<Vec<String>>(answer(&app, request)["models"].clone()).unwrap()
     };
     let all = ["mnist-cnn", "mnist-compact", "mnist-lean", "mnist-seed"];
     assert_eq!(names(&all), all);
@@ -155,13 +152,7 @@ fn served(app: &App, model: &str, indices: std::ops::Range<usize>, batched: bool
             .header("content-type", "application/json")
             .body(http_body_util::Full::new(bytes::Bytes::from(body)))
             .unwrap();
-        runtime().block_on(async {
-            use http_body_util::BodyExt;
-            let response = app.handle(request).await;
-            assert_eq!(response.status(), 200);
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            serde_json::from_slice::<serde_json::Value>(&body).unwrap()
-        })
+        answer(app, request)
     };
     let probabilities = |prediction: &serde_json::Value| -> Vec<f64> {
         let values = prediction["probabilities"].as_array().unwrap();
