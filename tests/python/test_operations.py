@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import Server, load_test_images
+from test_shutdown import app_with_faulty
 
 MODEL = "mnist-compact"
 
@@ -28,6 +29,26 @@ def scrape(server) -> dict[tuple, float]:
 def delta(before, after, name, **labels):
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_metrics_label_another_apps_routes_by_its_manifest(tmp_path):
+    # Spinfer's API beside a component that is not Spinfer's (the faulty one, at /faulty/...):
+    # the API's paths are labelled with its route templates, any other with the manifest route.
+    server = Server("--metrics-listen", "127.0.0.1:0", manifest=str(app_with_faulty(tmp_path)))
+    try:
+        before = scrape(server)
+        assert server.request("GET", "/faulty/count").status == 200
+        assert server.request("GET", "/faulty/no-such-fault").status == 404
+        assert server.request("GET", f"/v2/models/{MODEL}").status == 200
+        assert server.request("GET", "/no-such-api-route").status == 404
+        after = scrape(server)
+    finally:
+        server.close()
+    requests = "spinfer_requests_total"
+    assert delta(before, after, requests, route="/faulty/...", method="GET", status="200") == 1
+    assert delta(before, after, requests, route="/faulty/...", method="GET", status="404") == 1
+    assert delta(before, after, requests, route="/v2/models/{name}", method="GET", status="200") == 1
+    assert delta(before, after, requests, route="/...", method="GET", status="404") == 1
 
 
 def test_metrics_count_the_traffic(server):

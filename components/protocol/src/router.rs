@@ -54,9 +54,10 @@ impl Route<'_> {
     }
 }
 
-/// The template of the API route `path` goes to (`/v2/models/{name}/infer`), or `"other"`.
-pub fn route_template(path: &str) -> &'static str {
-    route(path).map_or("other", |route| route.template())
+/// The template of the API route `path` goes to (`/v2/models/{name}/infer`), if any: the
+/// runner labels its metrics with it.
+pub fn route_template(path: &str) -> Option<&'static str> {
+    route(path).map(|route| route.template())
 }
 
 fn route(path: &str) -> Option<Route<'_>> {
@@ -177,14 +178,14 @@ mod tests {
     fn templates_name_routes_not_paths() {
         assert_eq!(
             route_template("/v2/models/mnist-cnn/infer"),
-            "/v2/models/{name}/infer"
+            Some("/v2/models/{name}/infer")
         );
         assert_eq!(
             route_template("/v2/models/x/versions/1/ready"),
-            "/v2/models/{name}/ready"
+            Some("/v2/models/{name}/ready")
         );
-        assert_eq!(route_template("/predict"), "/predict");
-        assert_eq!(route_template("/etc/passwd"), "other");
+        assert_eq!(route_template("/predict"), Some("/predict"));
+        assert_eq!(route_template("/etc/passwd"), None);
     }
 
     #[test]
@@ -235,7 +236,7 @@ mod tests {
             "/v2/health/ready",
         ] {
             assert!(description["paths"][path].is_object(), "{path} is not described");
-            assert_eq!(route_template(path), path);
+            assert_eq!(route_template(path), Some(path));
         }
         for path in [
             "/v2/models/{name}",

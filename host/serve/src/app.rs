@@ -40,6 +40,7 @@ pub struct App {
     in_flight: tokio::sync::Semaphore,
     admission: Admission,
     next_request: AtomicU64,
+    route_labels: Option<crate::RouteLabels>,
     lifecycle: Lifecycle,
     _ticker: EpochTicker,
 }
@@ -136,6 +137,7 @@ impl App {
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight),
             admission: Admission::new(options.max_running, options.max_queue_wait),
             next_request: AtomicU64::new(0),
+            route_labels: options.route_labels.clone(),
             lifecycle,
             _ticker: EpochTicker::start(engine),
         })
@@ -149,6 +151,16 @@ impl App {
     /// The first (most specific) route that matches `path`.
     fn route(&self, path: &str) -> Option<&RouteEntry> {
         self.routes.iter().find(|entry| entry.route.matches(path))
+    }
+
+    /// The metrics label of `path`: the app's name for its route, else the manifest route that
+    /// serves it, else `other`.
+    fn route_label(&self, path: &str) -> &str {
+        self.route_labels
+            .as_ref()
+            .and_then(|labels| labels.label(path))
+            .or_else(|| self.route(path).map(|entry| entry.raw.as_str()))
+            .unwrap_or("other")
     }
 
     /// Instances started so far, across components.
@@ -211,7 +223,7 @@ impl App {
             elapsed.as_secs_f64() * 1e3,
         );
         metrics::request(&RequestRecord {
-            route: spinfer_protocol::router::route_template(&path),
+            route: self.route_label(&path),
             method: &method,
             status,
             model,

@@ -70,6 +70,32 @@ pub struct AppOptions {
     pub max_running: usize,
     /// How long a request may wait for a running slot before it is shed with a 503.
     pub max_queue_wait: Duration,
+    /// The app's own names for its routes in metrics; without one (or for a path it does not
+    /// name) a request is labelled with the manifest route that served it.
+    pub route_labels: Option<RouteLabels>,
+}
+
+/// How an app names the route of a path for metrics (`/v2/models/{name}/infer`): few values
+/// whatever the paths; `None` for a path it does not name.
+#[derive(Clone)]
+pub struct RouteLabels(Arc<Labeller>);
+
+type Labeller = dyn Fn(&str) -> Option<&'static str> + Send + Sync;
+
+impl RouteLabels {
+    pub fn new(label: impl Fn(&str) -> Option<&'static str> + Send + Sync + 'static) -> RouteLabels {
+        RouteLabels(Arc::new(label))
+    }
+
+    pub fn label(&self, path: &str) -> Option<&'static str> {
+        (self.0)(path)
+    }
+}
+
+impl std::fmt::Debug for RouteLabels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteLabels(..)")
+    }
 }
 
 /// Instances the pooling allocator holds (Spin's `SPIN_MAX_INSTANCE_COUNT` default).
@@ -92,6 +118,7 @@ impl Default for AppOptions {
             max_in_flight: POOL_INSTANCES as usize,
             max_running: admission::default_max_running(),
             max_queue_wait: admission::MAX_WAIT,
+            route_labels: None,
         }
     }
 }

@@ -67,7 +67,7 @@ impl Rejection {
 
 /// What one answered request contributes.
 pub struct RequestRecord<'a> {
-    pub route: &'static str,
+    pub route: &'a str,
     pub method: &'a http::Method,
     pub status: u16,
     /// The model that answered, when the component named one.
@@ -92,12 +92,12 @@ pub fn request(record: &RequestRecord) {
     let model = record.model.unwrap_or("none").to_string();
     counter!(
         REQUESTS,
-        "route" => record.route,
+        "route" => record.route.to_string(),
         "method" => method_label(record.method),
         "status" => record.status.to_string()
     )
     .increment(1);
-    histogram!(REQUEST_SECONDS, "route" => record.route, "model" => model.clone())
+    histogram!(REQUEST_SECONDS, "route" => record.route.to_string(), "model" => model.clone())
         .record(record.elapsed.as_secs_f64());
     if let Some(ms) = record.infer_ms {
         histogram!(INFERENCE_SECONDS, "model" => model).record(ms / 1e3);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
-use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, engine, metrics, process, server};
+use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, RouteLabels, engine, metrics, process, server};
 
 #[derive(clap::Args)]
 pub struct UpCommand {
@@ -113,6 +113,9 @@ impl UpCommand {
             max_in_flight: self.max_in_flight,
             max_running: self.max_running,
             max_queue_wait: Duration::from_secs_f64(self.max_queue_wait_ms / 1e3),
+            // Spinfer's API names its routes (`/v2/models/{name}/infer`); any other path is
+            // labelled with the manifest route that serves it.
+            route_labels: Some(RouteLabels::new(spinfer_protocol::router::route_template)),
             nn: self.nn.map(|backend| NnOptions {
                 backend,
                 target: self.nn_target,
