@@ -183,14 +183,19 @@ impl Checked {
         }
     }
 
+    /// Whether the folder holds exactly the snapshot's model files (one listing, once).
+    fn same_files(&self) -> bool {
+        *self
+            .same_names
+            .get_or_init(|| timed(|| self.snapshot.catalog().same_files_in(&Catalog::models_dir())))
+    }
+
     /// Whichever lists the models: the snapshot when the folder holds exactly its models, each
     /// unchanged (a listing of the folder, then each model's own check).
     fn listing(&self) -> Result<&ModelStore, ApiError> {
         let same = *self.same_listing.get_or_init(|| {
             let catalog = self.snapshot.catalog();
-            *self
-                .same_names
-                .get_or_init(|| timed(|| catalog.same_files_in(&Catalog::models_dir())))
+            self.same_files()
                 && catalog
                     .entries
                     .iter()
@@ -244,10 +249,7 @@ impl Backend for Checked {
     /// a card's name is its file name); else those of whichever lists the models.
     fn names(&self) -> Vec<String> {
         let catalog = self.snapshot.catalog();
-        if *self
-            .same_names
-            .get_or_init(|| timed(|| catalog.same_files_in(&Catalog::models_dir())))
-        {
+        if self.same_files() {
             catalog.entries.iter().map(|e| e.card.name.clone()).collect()
         } else {
             self.cards().iter().map(|c| c.name.clone()).collect()

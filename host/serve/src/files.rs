@@ -42,10 +42,10 @@ impl Mounts {
 
     fn place_with(manifest: &Manifest, def: &ComponentDef, folders_in_place: bool) -> Result<Mounts> {
         let in_place = folders_in_place
-            && def.files.iter().all(|mount| match mount {
-                FileMount::Path(path) => manifest.resolve(path).is_dir(),
-                FileMount::Mapped { source, .. } => manifest.resolve(source).is_dir(),
-            });
+            && def
+                .files
+                .iter()
+                .all(|mount| manifest.resolve(&mount.paths().0).is_dir());
         if in_place {
             let dirs = def
                 .files
