@@ -108,3 +108,13 @@ fn the_serving_binary_compiles_no_trainer() {
         .collect();
     assert!(trainers.is_empty(), "the serving binary pulls {trainers:?}");
 }
+
+#[test]
+fn the_runner_depends_on_no_crate_of_the_app() {
+    // host/serve is `spin up` as a library: what is Spinfer's is handed in (spinfer-app).
+    let app_crates: Vec<_> = cargo_edges()
+        .into_iter()
+        .filter(|(from, _)| from == "host/serve")
+        .collect();
+    assert!(app_crates.is_empty(), "host/serve depends on {app_crates:?}");
+}

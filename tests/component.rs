@@ -375,3 +375,68 @@ fn past_the_in_flight_limit_requests_are_shed_with_503_and_retry_after() {
     assert_eq!(runtime.block_on(first).unwrap(), 200);
     assert_eq!(call_app(&app, "GET", "/healthz", &[], Bytes::new()).status, 200);
 }
+
+#[test]
+fn the_bare_runner_serves_another_spin_app_and_answers_its_own_errors_in_plain_text() {
+    // A Spin app that is not Spinfer's (the faulty test component alone), on the runner with
+    // no hooks at all: it routes by the manifest and writes its own errors as plain text.
+    let faulty = root().join("target/wasm32-wasip2/wasm/spinfer_faulty.wasm");
+    assert!(
+        faulty.exists(),
+        "{} is missing: scripts/test.sh builds it",
+        faulty.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("spin.toml");
+    std::fs::write(
+        &manifest,
+        format!(
+            r#"spin_manifest_version = 2
+
+[application]
+name = "another-app"
+
+[[trigger.http]]
+route = "/tools/..."
+component = "faulty"
+
+[component.faulty]
+source = "{}"
+"#,
+            faulty.display()
+        ),
+    )
+    .unwrap();
+    let manifest = spinfer_serve::Manifest::load(&manifest).unwrap();
+    let bare = AppOptions {
+        cache_dir: options().cache_dir,
+        max_body: 1_000,
+        ..AppOptions::default()
+    };
+    let app = {
+        let _guard = runtime().enter();
+        std::sync::Arc::new(spinfer_serve::App::load(&manifest, &bare).unwrap())
+    };
+    let count = call_app(&app, "GET", "/tools/count", &[], Bytes::new());
+    assert_eq!(count.status, 200);
+    assert_eq!(&count.body[..], b"1");
+    // The runner's request id reaches the component.
+    let echoed = call_app(
+        &app,
+        "GET",
+        "/tools/request-id",
+        &[("x-request-id", "abc-1")],
+        Bytes::new(),
+    );
+    assert_eq!(&echoed.body[..], b"abc-1");
+    let missing = call_app(&app, "GET", "/predict", &[], Bytes::new());
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(&missing.body[..], b"no route for /predict\n");
+    let large = call_app(&app, "POST", "/tools/count", &[], vec![b'x'; 1_001]);
+    assert_eq!(large.status, 413);
+    assert_eq!(
+        &large.body[..],
+        b"request body is larger than the 1000-byte limit\n"
+    );
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
+use spinfer_nn::{NnBackend, NnOptions, NnTarget};
 use spinfer_serve::{App, AppOptions, Manifest};
 use spinfer_tests::*;
 
@@ -36,7 +36,7 @@ fn nn_app_with(
         manifest.variables.get_mut("default_model").unwrap().default = Some("mnist-cnn".into());
     }
     let options = AppOptions {
-        nn: Some(NnOptions { backend, target }),
+        nn: Some(spinfer_app::nn_settings(NnOptions { backend, target })),
         ..options()
     };
     let _guard = runtime().enter();

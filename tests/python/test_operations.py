@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import Server, load_test_images
+from test_faults import faulty_app
 from test_shutdown import app_with_faulty
 
 MODEL = "mnist-compact"
@@ -49,6 +50,26 @@ def test_metrics_label_another_apps_routes_by_its_manifest(tmp_path):
     assert delta(before, after, requests, route="/faulty/...", method="GET", status="404") == 1
     assert delta(before, after, requests, route="/v2/models/{name}", method="GET", status="200") == 1
     assert delta(before, after, requests, route="/...", method="GET", status="404") == 1
+
+
+def test_another_spin_app_alone_is_served_and_measured(tmp_path):
+    # A Spin app with no Spinfer component at all: routed by its manifest (`/...`), measured
+    # under that route, with no model and no inference time, and its request ids passed in.
+    app = faulty_app(tmp_path, 128, "--metrics-listen", "127.0.0.1:0")
+    try:
+        before = scrape(app)
+        for _ in range(3):
+            assert app.request("GET", "/count").status == 200
+        echoed = app.request("GET", "/request-id", headers={"x-request-id": "another-app-1"})
+        assert echoed.status == 200 and echoed.body == b"another-app-1"
+        after = scrape(app)
+    finally:
+        app.close()
+    requests = "spinfer_requests_total"
+    assert delta(before, after, requests, route="/...", method="GET", status="200") == 4
+    seconds = "spinfer_request_duration_seconds_count"
+    assert delta(before, after, seconds, route="/...", model="none") == 4
+    assert not [key for key in after if key[0].startswith("spinfer_inference_duration_seconds")]
 
 
 def test_metrics_count_the_traffic(server):

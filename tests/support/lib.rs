@@ -13,13 +13,14 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// What every test app runs with: the repo's compiled-component cache, and a deadline sized
-/// for a loaded 2-core CI machine (which, not a guest, sets the pace here).
+/// What every test app of Spinfer's runs with: the runner composed as `spinfer up` composes
+/// it, the repo's compiled-component cache, and a deadline sized for a loaded 2-core CI
+/// machine (which, not a guest, sets the pace here).
 pub fn options() -> AppOptions {
     AppOptions {
         cache_dir: Some(root().join("target/spinfer-cache")),
         request_timeout: std::time::Duration::from_secs(120),
-        ..AppOptions::default()
+        ..spinfer_app::options()
     }
 }
 

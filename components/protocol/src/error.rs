@@ -17,7 +17,8 @@ pub struct ApiError {
 pub const MAX_MESSAGE_CHARS: usize = 240;
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    /// An error of any status; the message is cut to [`MAX_MESSAGE_CHARS`].
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         let mut message = message.into();
         if let Some((cut, _)) = message.char_indices().nth(MAX_MESSAGE_CHARS) {
             message.truncate(cut);
@@ -56,14 +57,6 @@ impl ApiError {
         }
     }
 
-    /// 408: the client took too long to send its body.
-    pub fn request_timeout(limit: std::time::Duration) -> ApiError {
-        Self::new(
-            StatusCode::REQUEST_TIMEOUT,
-            format!("the request body did not arrive within {} s", limit.as_secs_f64()),
-        )
-    }
-
     /// 413: the body is over the limit.
     pub fn payload_too_large(limit: usize) -> ApiError {
         Self::new(
@@ -90,20 +83,6 @@ impl ApiError {
     /// 503: the model (or the server) cannot serve now.
     pub fn not_ready(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, message)
-    }
-
-    /// 503 because the server is at capacity: the client should retry after a moment
-    /// (`Retry-After` says when).
-    pub fn overloaded() -> ApiError {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the server is at capacity; retry after the time Retry-After gives",
-        )
-    }
-
-    /// 504: the request ran past its deadline.
-    pub fn deadline_exceeded() -> ApiError {
-        Self::new(StatusCode::GATEWAY_TIMEOUT, "the request exceeded its deadline")
     }
 
     /// The JSON body sent to the client.

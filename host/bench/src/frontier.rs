@@ -11,7 +11,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use spinfer_catalog::Catalog;
 use spinfer_engine::{Classifier, argmax};
-use spinfer_protocol::contract::{CLASSES, DEFAULT_MODEL_VARIABLE};
+use spinfer_protocol::contract::{CLASSES, DEFAULT_MODEL_VARIABLE, MODELS_DIR};
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
 use tokio::net::TcpListener;
 
@@ -41,7 +41,7 @@ pub struct Point {
 pub fn run(config: &FrontierConfig) -> Result<Vec<Point>> {
     let manifest = Manifest::load(&config.manifest)?;
     let def = manifest.component("classifier")?;
-    let models = manifest.models_mount(def)?;
+    let models = manifest.mount(def, MODELS_DIR)?;
     let catalog = Catalog::open(&models, None)?;
     let test = spinfer_mnist::Mnist::load_test(&config.data)?;
     let body = Bytes::from(serde_json::to_vec(
@@ -68,7 +68,7 @@ pub fn run(config: &FrontierConfig) -> Result<Vec<Point>> {
         let options = |reuse| AppOptions {
             reuse,
             variables: vec![(DEFAULT_MODEL_VARIABLE.to_string(), name.clone())],
-            ..AppOptions::default()
+            ..spinfer_app::options()
         };
         let (wasm_ms, fresh_p50_ms) = runtime.block_on(async {
             let reused = App::load(&manifest, &options(ReusePolicy::SPIN))?;

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
-use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
-use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
+use spinfer_nn::{NnBackend, NnOptions, NnTarget};
+use spinfer_protocol::contract::{DEFAULT_MODEL_VARIABLE, MODELS_DIR};
 use spinfer_serve::process::ServerProcess;
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
 use tokio::net::TcpListener;
@@ -115,7 +115,7 @@ impl Setup {
             .iter()
             .next()
             .ok_or_else(|| anyhow!("the manifest has no component"))?;
-        let models = manifest.models_mount(def)?;
+        let models = manifest.mount(def, MODELS_DIR)?;
         let model = config
             .model
             .clone()
@@ -147,9 +147,9 @@ impl Setup {
         AppOptions {
             reuse,
             variables: vec![(DEFAULT_MODEL_VARIABLE.to_string(), self.model.clone())],
-            nn,
+            nn: nn.map(spinfer_app::nn_settings),
             // The serving defaults, admission included: what a user of `spinfer up` gets.
-            ..AppOptions::default()
+            ..spinfer_app::options()
         }
     }
 

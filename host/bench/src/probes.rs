@@ -8,10 +8,10 @@ use anyhow::{Result, anyhow, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use spinfer_protocol::SERVER_TIMING_HEADER;
 use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
-use spinfer_protocol::http::server_timing_ms;
+use spinfer_protocol::http::INFER_TIMING;
 use spinfer_serve::App;
+use spinfer_serve::app::{SERVER_TIMING, server_timing_ms};
 use spinfer_serve::process::ServerProcess;
 
 use crate::load::median;
@@ -77,10 +77,9 @@ pub async fn wasm_inference_ms(app: &App, body: &Bytes, n: usize) -> Result<f64>
         ensure!(response.status() == 200, "status {}", response.status());
         let infer = response
             .headers()
-            .get_all(SERVER_TIMING_HEADER)
+            .get_all(SERVER_TIMING)
             .iter()
-            .filter_map(|v| server_timing_ms(v.to_str().ok()?, "infer"))
-            .next()
+            .find_map(|v| server_timing_ms(v.to_str().ok()?, INFER_TIMING))
             .ok_or_else(|| anyhow!("no server-timing infer duration"))?;
         samples.push(infer);
     }

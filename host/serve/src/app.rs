@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use bytes::Bytes;
-use http::HeaderValue;
+use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use spinfer_protocol::http::{server_timing, server_timing_ms};
-use spinfer_protocol::{ApiError, MODEL_HEADER, REQUEST_ID_HEADER, SERVER_TIMING_HEADER};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler, TrapOrPanicError};
 
@@ -21,7 +19,7 @@ use crate::manifest::{Manifest, Route};
 use crate::metrics::{self, Rejection, RequestRecord};
 use crate::reuse::Lifecycle;
 use crate::store::linker;
-use crate::{AppOptions, Connection, Sandbox, spin_headers};
+use crate::{AppOptions, Connection, Hooks, Sandbox, spin_headers};
 
 /// A route of the manifest (as written, and parsed) and the handler it goes to.
 struct RouteEntry {
@@ -40,7 +38,7 @@ pub struct App {
     in_flight: tokio::sync::Semaphore,
     admission: Admission,
     next_request: AtomicU64,
-    route_labels: Option<crate::RouteLabels>,
+    hooks: Hooks,
     lifecycle: Lifecycle,
     _ticker: EpochTicker,
 }
@@ -53,22 +51,84 @@ fn body(bytes: impl Into<Bytes>) -> WasiBody {
         .boxed_unsync()
 }
 
-fn error_response(error: &ApiError) -> Response {
-    spinfer_protocol::Response::error(error).into_http().map(body)
+/// The request-id header: a client's own id is kept, else the runner makes one; it is passed
+/// to the component and sent back.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Each layer that serves a request (the runner, the component) adds its own `server-timing`
+/// metrics, so a client sees where the time went.
+pub const SERVER_TIMING: &str = "server-timing";
+
+/// The runner's own errors: what it answers without the component's word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostError {
+    NoRoute(String),
+    /// The client's body could not be read (a broken chunked encoding, a dropped connection).
+    BadBody(String),
+    TooLarge(usize),
+    SlowBody(Duration),
+    Overloaded,
+    Deadline,
+    Failed(String),
 }
 
-fn rejection(reason: Rejection, error: &ApiError) -> Response {
-    metrics::rejected(reason);
-    error_response(error)
+impl HostError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            HostError::NoRoute(_) => StatusCode::NOT_FOUND,
+            HostError::BadBody(_) => StatusCode::BAD_REQUEST,
+            HostError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            HostError::SlowBody(_) => StatusCode::REQUEST_TIMEOUT,
+            HostError::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            HostError::Deadline => StatusCode::GATEWAY_TIMEOUT,
+            HostError::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Which rejection the metrics count it as, if any.
+    fn rejection(&self) -> Option<Rejection> {
+        match self {
+            HostError::TooLarge(_) => Some(Rejection::Size),
+            HostError::SlowBody(_) => Some(Rejection::Slow),
+            HostError::Overloaded => Some(Rejection::Overload),
+            HostError::Deadline => Some(Rejection::Deadline),
+            HostError::NoRoute(_) | HostError::BadBody(_) | HostError::Failed(_) => None,
+        }
+    }
 }
 
-/// 503 with `Retry-After`: every way the server sheds a request answers this.
-fn overloaded() -> Response {
-    let mut response = rejection(Rejection::Overload, &ApiError::overloaded());
-    response
-        .headers_mut()
-        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostError::NoRoute(path) => write!(f, "no route for {path}"),
+            HostError::BadBody(error) => write!(f, "cannot read request body: {error}"),
+            HostError::TooLarge(limit) => write!(f, "request body is larger than the {limit}-byte limit"),
+            HostError::SlowBody(limit) => write!(
+                f,
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+            HostError::Overloaded => {
+                f.write_str("the server is at capacity; retry after the time Retry-After gives")
+            }
+            HostError::Deadline => f.write_str("the request exceeded its deadline"),
+            HostError::Failed(component) => write!(f, "component {component} failed"),
+        }
+    }
+}
+
+/// One `server-timing` metric, `name;dur=<ms>`.
+fn server_timing(name: &str, duration: Duration) -> String {
+    format!("{name};dur={:.3}", duration.as_secs_f64() * 1e3)
+}
+
+/// The duration of metric `name` in one `server-timing` header value, in ms.
+pub fn server_timing_ms(value: &str, name: &str) -> Option<f64> {
+    value.split(',').find_map(|metric| {
+        let mut params = metric.trim().split(';');
+        (params.next()? == name).then_some(())?;
+        params.find_map(|param| param.trim().strip_prefix("dur=")?.parse().ok())
+    })
 }
 
 /// Longest client-sent request id that is kept; a longer or non-printable one is replaced.
@@ -137,7 +197,7 @@ impl App {
             in_flight: tokio::sync::Semaphore::new(options.max_in_flight),
             admission: Admission::new(options.max_running, options.max_queue_wait),
             next_request: AtomicU64::new(0),
-            route_labels: options.route_labels.clone(),
+            hooks: options.hooks.clone(),
             lifecycle,
             _ticker: EpochTicker::start(engine),
         })
@@ -156,7 +216,8 @@ impl App {
     /// The metrics label of `path`: the app's name for its route, else the manifest route that
     /// serves it, else `other`.
     fn route_label(&self, path: &str) -> &str {
-        self.route_labels
+        self.hooks
+            .route_labels
             .as_ref()
             .and_then(|labels| labels.label(path))
             .or_else(|| self.route(path).map(|entry| entry.raw.as_str()))
@@ -182,6 +243,27 @@ impl App {
         self.lifecycle.stop().await
     }
 
+    /// The runner's answer for `error`: written by the app's error body (plain text without
+    /// one), counted as a rejection where it is one, with `Retry-After` when shed.
+    pub fn error_response(&self, error: &HostError) -> Response {
+        let message = error.to_string();
+        let (content_type, bytes) = match &self.hooks.error_body {
+            Some(write) => write(error.status(), &message),
+            None => ("text/plain; charset=utf-8", format!("{message}\n").into_bytes()),
+        };
+        if let Some(reason) = error.rejection() {
+            metrics::rejected(reason);
+        }
+        let mut response = http::Response::new(body(bytes));
+        *response.status_mut() = error.status();
+        let headers = response.headers_mut();
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        if *error == HostError::Overloaded {
+            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+
     /// Serves one request: give it an id, route it, enforce the limits, run the component, log
     /// it and count it.
     pub async fn handle<B>(&self, mut request: http::Request<B>) -> Response
@@ -200,7 +282,7 @@ impl App {
         // Past the hard cap, shed at once: the client may retry elsewhere.
         let mut response = match self.in_flight.try_acquire() {
             Ok(_permit) => self.dispatch(id, request).await,
-            Err(_) => overloaded(),
+            Err(_) => self.error_response(&HostError::Overloaded),
         };
         response
             .headers_mut()
@@ -209,11 +291,14 @@ impl App {
         // The host's whole span, beside the component's own `server-timing` metrics.
         let host = server_timing("host", elapsed);
         response.headers_mut().append(
-            SERVER_TIMING_HEADER,
+            SERVER_TIMING,
             HeaderValue::from_str(&host).expect("a valid header value"),
         );
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
-        let model = header(MODEL_HEADER);
+        let model = self
+            .hooks
+            .model_header
+            .as_ref()
+            .and_then(|name| response.headers().get(name)?.to_str().ok());
         let status = response.status().as_u16();
         tracing::info!(
             target: "access",
@@ -228,12 +313,13 @@ impl App {
             status,
             model,
             elapsed,
-            infer_ms: response
-                .headers()
-                .get_all(SERVER_TIMING_HEADER)
-                .iter()
-                .filter_map(|v| server_timing_ms(v.to_str().ok()?, "infer"))
-                .next(),
+            infer_ms: self.hooks.inference_timing.and_then(|metric| {
+                response
+                    .headers()
+                    .get_all(SERVER_TIMING)
+                    .iter()
+                    .find_map(|v| server_timing_ms(v.to_str().ok()?, metric))
+            }),
         });
         response
     }
@@ -245,7 +331,7 @@ impl App {
     {
         let path = request.uri().path().to_string();
         let Some(entry) = self.route(&path) else {
-            return error_response(&ApiError::not_found(format!("no route for {path}")));
+            return self.error_response(&HostError::NoRoute(path));
         };
         let too_large = request
             .headers()
@@ -253,7 +339,7 @@ impl App {
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
             .is_some_and(|len| len > self.max_body as u64);
         if too_large {
-            return rejection(Rejection::Size, &ApiError::payload_too_large(self.max_body));
+            return self.error_response(&HostError::TooLarge(self.max_body));
         }
         let (mut parts, incoming) = request.into_parts();
         let connection = parts
@@ -272,21 +358,21 @@ impl App {
         // A client that dribbles its body gets 408 and frees its slot.
         let read = tokio::time::timeout(self.read_timeout, Limited::new(incoming, self.max_body).collect());
         let Ok(read) = read.await else {
-            return rejection(Rejection::Slow, &ApiError::request_timeout(self.read_timeout));
+            return self.error_response(&HostError::SlowBody(self.read_timeout));
         };
         let bytes = match read {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return rejection(Rejection::Size, &ApiError::payload_too_large(self.max_body));
+                return self.error_response(&HostError::TooLarge(self.max_body));
             }
             Err(e) => {
-                return error_response(&ApiError::bad_request(format!("cannot read request body: {e}")));
+                return self.error_response(&HostError::BadBody(e.to_string()));
             }
         };
         let request = http::Request::from_parts(parts, body(bytes));
         // The body is in: now wait for a running slot, or be shed.
         let Some(_running) = self.admission.admit().await else {
-            return overloaded();
+            return self.error_response(&HostError::Overloaded);
         };
         let started = Instant::now();
         match handler.handle(id, request).await {
@@ -298,13 +384,13 @@ impl App {
                     || (error.is::<TrapOrPanicError>() && started.elapsed() >= self.request_timeout);
                 if error.is::<ExpirationError>() || interrupted {
                     tracing::warn!(id, component, "request exceeded its deadline");
-                    rejection(Rejection::Deadline, &ApiError::deadline_exceeded())
+                    self.error_response(&HostError::Deadline)
                 } else if error.is::<wasmtime::PoolConcurrencyLimitError>() {
                     tracing::warn!(id, component, "instance pool is full: {error}");
-                    overloaded()
+                    self.error_response(&HostError::Overloaded)
                 } else {
                     tracing::error!(id, component, "component failed: {error:#}");
-                    error_response(&ApiError::internal(format!("component {component} failed")))
+                    self.error_response(&HostError::Failed(component.to_string()))
                 }
             }
         }
@@ -315,4 +401,40 @@ fn is_interrupt(error: &wasmtime::Error) -> bool {
     error
         .downcast_ref::<wasmtime::Trap>()
         .is_some_and(|trap| *trap == wasmtime::Trap::Interrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_timing_metrics_are_written_and_read_back() {
+        let host = server_timing("host", Duration::from_micros(350));
+        assert_eq!(host, "host;dur=0.350");
+        assert_eq!(
+            server_timing_ms(&format!("decode;dur=0.125, {host}"), "host"),
+            Some(0.35)
+        );
+        assert_eq!(server_timing_ms("infer;desc=\"x\";dur=2", "infer"), Some(2.0));
+        assert_eq!(server_timing_ms("decode;dur=1", "infer"), None);
+        assert_eq!(server_timing_ms("infer", "infer"), None);
+    }
+
+    #[test]
+    fn shed_and_size_errors_are_rejections_and_a_missing_route_is_not() {
+        assert!(matches!(
+            HostError::Overloaded.rejection(),
+            Some(Rejection::Overload)
+        ));
+        assert!(matches!(
+            HostError::TooLarge(1).rejection(),
+            Some(Rejection::Size)
+        ));
+        assert!(HostError::NoRoute("/x".into()).rejection().is_none());
+        assert_eq!(HostError::SlowBody(Duration::from_secs(10)).status(), 408);
+        assert_eq!(
+            HostError::TooLarge(100).to_string(),
+            "request body is larger than the 100-byte limit"
+        );
+    }
 }

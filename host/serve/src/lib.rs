@@ -1,6 +1,10 @@
 //! Run a Spin app's HTTP components on an embedded wasmtime: what `spinfer up` is.
 //!
-//! The root owns the vocabulary its modules share ([`AppOptions`], [`Sandbox`],
+//! The runner knows no app: what is an app's own (names for its routes, a check of a mounted
+//! folder, the wasi-nn backends, how errors are written) is handed in as [`Hooks`] by the
+//! command that composes it.
+//!
+//! The root owns the vocabulary its modules share ([`AppOptions`], [`Hooks`], [`Sandbox`],
 //! [`ReusePolicy`]); the modules form one chain and never import each other back:
 //!
 //! - [`manifest`]: the parts of `spin.toml` that are run; [`files`]: the files a component
@@ -11,7 +15,8 @@
 //! - [`handler`]: a component's pre-instance and its instances; [`reuse`]: how long each lives;
 //! - [`app`]: routes → handlers, the one request path; [`admission`]: which requests run now,
 //!   which wait and which are shed; [`server`]: TCP and HTTP/1.1;
-//! - [`nn`]: `wasi:nn` backed by tract or ONNX Runtime; [`snapshot`]: Wizer pre-initialisation;
+//! - [`nn`]: `wasi:nn` over the graphs the command's loader makes; [`snapshot`]: Wizer
+//!   pre-initialisation;
 //! - [`metrics`]: Prometheus counters and histograms, and their listener;
 //! - [`process`]: a `spinfer up` child process (benchmarks and tests start one).
 
@@ -35,7 +40,7 @@ pub mod store;
 pub mod variables;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -62,7 +67,7 @@ pub struct AppOptions {
     /// manifest's defaults.
     pub variables: Vec<(String, String)>,
     /// Overrides the manifest's `[component.<id>.tool.spinfer]` wasi-nn settings.
-    pub nn: Option<nn::NnOptions>,
+    pub nn: Option<nn::NnSettings>,
     /// Requests in the server at once (reading, waiting or running); more are answered 503
     /// with `Retry-After` straight away. The instance pool's size by default.
     pub max_in_flight: usize,
@@ -70,9 +75,77 @@ pub struct AppOptions {
     pub max_running: usize,
     /// How long a request may wait for a running slot before it is shed with a 503.
     pub max_queue_wait: Duration,
+    /// What the app tells the runner.
+    pub hooks: Hooks,
+}
+
+/// What the app served tells the runner, handed in by the command that composes it; with the
+/// defaults the runner assumes nothing of the app.
+#[derive(Clone, Default)]
+pub struct Hooks {
     /// The app's own names for its routes in metrics; without one (or for a path it does not
     /// name) a request is labelled with the manifest route that served it.
     pub route_labels: Option<RouteLabels>,
+    /// The response header in which a component names the model that answered (the access
+    /// log and the metrics' `model` label).
+    pub model_header: Option<http::HeaderName>,
+    /// The `server-timing` metric in which a component reports its inference time (the
+    /// inference histogram).
+    pub inference_timing: Option<&'static str>,
+    /// Writes the runner's own error answers (no route, too large, too slow, shed, past the
+    /// deadline, a failed component); plain text without it.
+    pub error_body: Option<ErrorBody>,
+    /// Checks of mounted folders, run once when a component is loaded (for serving or a
+    /// snapshot): a failed one stops it, named.
+    pub mount_checks: Vec<MountCheck>,
+    /// Makes the `wasi:nn` graphs of the components that ask for them; without it such a
+    /// component does not start.
+    pub nn: Option<nn::NnLoader>,
+}
+
+/// The body of one of the runner's error answers, by status and message: its content type and
+/// bytes.
+pub type ErrorBody = Arc<dyn Fn(http::StatusCode, &str) -> (&'static str, Vec<u8>) + Send + Sync>;
+
+/// A check of the folder a component mounts at `guest`, given its place on the host.
+#[derive(Clone)]
+pub struct MountCheck {
+    pub guest: String,
+    check: Arc<FolderCheck>,
+}
+
+type FolderCheck = dyn Fn(&Path) -> anyhow::Result<()> + Send + Sync;
+
+impl MountCheck {
+    pub fn new(
+        guest: impl Into<String>,
+        check: impl Fn(&Path) -> anyhow::Result<()> + Send + Sync + 'static,
+    ) -> MountCheck {
+        MountCheck {
+            guest: guest.into(),
+            check: Arc::new(check),
+        }
+    }
+
+    pub fn run(&self, host: &Path) -> anyhow::Result<()> {
+        (self.check)(host)
+    }
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("route_labels", &self.route_labels)
+            .field("model_header", &self.model_header)
+            .field("inference_timing", &self.inference_timing)
+            .field("error_body", &self.error_body.as_ref().map(|_| ".."))
+            .field(
+                "mount_checks",
+                &self.mount_checks.iter().map(|c| &c.guest).collect::<Vec<_>>(),
+            )
+            .field("nn", &self.nn)
+            .finish()
+    }
 }
 
 /// How an app names the route of a path for metrics (`/v2/models/{name}/infer`): few values
@@ -101,12 +174,15 @@ impl std::fmt::Debug for RouteLabels {
 /// Instances the pooling allocator holds (Spin's `SPIN_MAX_INSTANCE_COUNT` default).
 pub const POOL_INSTANCES: u32 = 1_000;
 
+/// The largest request body read by default, in bytes.
+pub const MAX_BODY: usize = 10 << 20;
+
 impl Default for AppOptions {
     fn default() -> Self {
         AppOptions {
             memory_limit: 128 << 20,
             request_timeout: Duration::from_secs(30),
-            max_body: spinfer_protocol::MAX_BODY_BYTES,
+            max_body: MAX_BODY,
             read_timeout: Duration::from_secs(10),
             reuse: ReusePolicy::SPIN,
             cache_dir: Some(engine::default_cache_dir()),
@@ -118,7 +194,7 @@ impl Default for AppOptions {
             max_in_flight: POOL_INSTANCES as usize,
             max_running: admission::default_max_running(),
             max_queue_wait: admission::MAX_WAIT,
-            route_labels: None,
+            hooks: Hooks::default(),
         }
     }
 }
@@ -152,7 +228,7 @@ pub struct Sandbox {
     pub memory_limit: usize,
     pub request_timeout: Duration,
     /// The graphs `wasi:nn` serves, when the host provides it.
-    pub nn: Option<Arc<nn::NnModels>>,
+    pub nn: Option<Arc<nn::NnGraphs>>,
 }
 
 /// How long an instance lives: `max_reuse` requests (1 = a fresh instance per request, as Spin

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
-use spinfer_protocol::contract::MODELS_DIR;
 
 #[derive(Debug, Deserialize)]
 pub struct Manifest {
@@ -64,28 +63,13 @@ pub struct ComponentDef {
     pub tool: BTreeMap<String, toml::Value>,
 }
 
-/// `[component.<id>.tool.spinfer]`: how `spinfer up` provides `wasi:nn` to the component.
-#[derive(Debug, Default, Deserialize)]
-pub struct SpinferTool {
-    pub nn: Option<crate::nn::NnBackend>,
-    pub nn_target: Option<crate::nn::NnTarget>,
-}
-
-impl SpinferTool {
-    pub fn nn_options(&self) -> Option<crate::nn::NnOptions> {
-        self.nn.map(|backend| crate::nn::NnOptions {
-            backend,
-            target: self.nn_target.unwrap_or(crate::nn::NnTarget::Cpu),
-        })
-    }
-}
-
 impl ComponentDef {
-    pub fn spinfer_tool(&self) -> SpinferTool {
+    /// `[component.<id>.tool.spinfer]`'s `nn` and `nn_target`: the `wasi:nn` the component asks
+    /// `spinfer up` for; `None` without an `nn` key.
+    pub fn nn_settings(&self) -> Option<crate::nn::NnSettings> {
         self.tool
             .get("spinfer")
             .and_then(|value| value.clone().try_into().ok())
-            .unwrap_or_default()
     }
 }
 
@@ -215,14 +199,14 @@ impl Manifest {
         Ok(())
     }
 
-    /// The host folder a component mounts at `/models`, where its models are.
-    pub fn models_mount(&self, def: &ComponentDef) -> Result<PathBuf> {
+    /// The host folder a component mounts at `guest`.
+    pub fn mount(&self, def: &ComponentDef, guest: &str) -> Result<PathBuf> {
         def.files
             .iter()
             .map(FileMount::paths)
-            .find(|(_, guest)| guest == MODELS_DIR)
+            .find(|(_, mounted)| mounted == guest)
             .map(|(host, _)| self.resolve(&host))
-            .with_context(|| format!("the component mounts no models at {MODELS_DIR}"))
+            .with_context(|| format!("the component mounts nothing at {guest}"))
     }
 
     /// The component `id`, or an error naming the manifest.

@@ -1,17 +1,13 @@
 //! What a component's instances get from the manifest and the options: the environment (with
-//! the options' overrides), its file mounts, its outbound allow-list, the limits, and its
-//! wasi-nn graphs.
+//! the options' overrides), its file mounts (checked by the app's mount checks), its outbound
+//! allow-list, the limits, and its wasi-nn graphs.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use spinfer_catalog::Catalog;
-use spinfer_protocol::contract::MODELS_DIR;
-
 use crate::files::Mounts;
 use crate::manifest::{ComponentDef, Manifest};
-use crate::nn::NnModels;
 use crate::variables::{ComponentVariables, resolve_app};
 use crate::{AppOptions, Sandbox};
 
@@ -41,16 +37,23 @@ impl Sandbox {
             environment.retain(|(k, _)| k != key);
             environment.push((key.clone(), value.clone()));
         }
-        // The models are checked in full once, here (never per request): a missing, truncated or
-        // replaced model stops `spinfer up` and `spinfer snapshot`, named.
-        let models = mounts.host_dir(MODELS_DIR);
-        if let Some(models) = &models {
-            Catalog::verify(models).with_context(|| format!("the models mounted at {MODELS_DIR}"))?;
+        // Once, here (never per request): a failed check stops `spinfer up` and
+        // `spinfer snapshot`, named.
+        for check in &options.hooks.mount_checks {
+            if let Some(host) = mounts.host_dir(&check.guest) {
+                check
+                    .run(&host)
+                    .with_context(|| format!("the files mounted at {}", check.guest))?;
+            }
         }
-        let nn = match options.nn.clone().or_else(|| def.spinfer_tool().nn_options()) {
-            Some(nn_options) => {
-                let models = models.context("wasi-nn serves the models mounted at /models")?;
-                Some(Arc::new(NnModels::load(&models, &nn_options)?))
+        let nn = match options.nn.clone().or_else(|| def.nn_settings()) {
+            Some(settings) => {
+                let loader = options
+                    .hooks
+                    .nn
+                    .as_ref()
+                    .context("the component asks for wasi:nn, which this runner was not given")?;
+                Some(Arc::new(loader.load(&mounts, &settings)?))
             }
             None => None,
         };

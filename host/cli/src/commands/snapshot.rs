@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use spinfer_serve::{AppOptions, Manifest, Sandbox};
+use spinfer_serve::{Manifest, Sandbox};
 
 #[derive(clap::Args)]
 pub struct SnapshotCommand {
@@ -23,7 +23,7 @@ impl SnapshotCommand {
     pub fn run(self) -> Result<()> {
         let manifest = Manifest::load(&self.manifest)?;
         let def = manifest.component(&self.component)?;
-        let sandbox = Sandbox::for_snapshot(&manifest, def, &AppOptions::default())?;
+        let sandbox = Sandbox::for_snapshot(&manifest, def, &spinfer_app::options())?;
         spinfer_serve::snapshot::snapshot(
             &manifest.resolve(&self.wasm),
             &sandbox,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
-use spinfer_serve::nn::{NnBackend, NnOptions, NnTarget};
-use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, RouteLabels, engine, metrics, process, server};
+use spinfer_nn::{NnBackend, NnOptions, NnTarget};
+use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, engine, metrics, process, server};
 
 #[derive(clap::Args)]
 pub struct UpCommand {
@@ -24,7 +24,7 @@ pub struct UpCommand {
     #[arg(long, default_value_t = 30.0)]
     request_timeout: f64,
     /// Largest accepted request body, in bytes (larger ones get 413).
-    #[arg(long, default_value_t = spinfer_protocol::MAX_BODY_BYTES)]
+    #[arg(long, default_value_t = spinfer_app::options().max_body)]
     max_body: usize,
     /// Seconds a client has to send a request's headers, and then its body; a slower client
     /// is cut off (its body with 408).
@@ -75,11 +75,13 @@ pub struct UpCommand {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert", env = "SPIN_TLS_KEY")]
     tls_key: Option<PathBuf>,
-    /// Provide `wasi:nn` with this native backend (overrides `[component.<id>.tool.spinfer] nn`).
-    #[arg(long, value_enum)]
+    /// Provide `wasi:nn` with this native backend, `tract` or `ort` (overrides
+    /// `[component.<id>.tool.spinfer] nn`).
+    #[arg(long)]
     nn: Option<NnBackend>,
-    /// Where `wasi:nn` runs; a GPU that cannot be used is an error, never a CPU fallback.
-    #[arg(long, value_enum, default_value = "cpu", requires = "nn")]
+    /// Where `wasi:nn` runs, `cpu` or `gpu`; a GPU that cannot be used is an error, never a CPU
+    /// fallback.
+    #[arg(long, default_value = "cpu", requires = "nn")]
     nn_target: NnTarget,
     /// Serve Prometheus metrics at http://<addr>/metrics (off by default; the app's own routes
     /// are never touched).
@@ -113,13 +115,13 @@ impl UpCommand {
             max_in_flight: self.max_in_flight,
             max_running: self.max_running,
             max_queue_wait: Duration::from_secs_f64(self.max_queue_wait_ms / 1e3),
-            // Spinfer's API names its routes (`/v2/models/{name}/infer`); any other path is
-            // labelled with the manifest route that serves it.
-            route_labels: Some(RouteLabels::new(spinfer_protocol::router::route_template)),
-            nn: self.nn.map(|backend| NnOptions {
-                backend,
-                target: self.nn_target,
+            nn: self.nn.map(|backend| {
+                spinfer_app::nn_settings(NnOptions {
+                    backend,
+                    target: self.nn_target,
+                })
             }),
+            hooks: spinfer_app::hooks(),
         }
     }
 

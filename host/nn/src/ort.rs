@@ -1,7 +1,8 @@
 //! ONNX Runtime as a `wasi:nn` backend (`--nn ort`). The library is loaded at run time, so the
 //! binary builds without it: from `ORT_DYLIB_PATH`, else the `onnxruntime` Python wheel (an
 //! active virtual environment, `./.venv`, the user's and the system's site-packages), else the
-//! system's library folders. With none found, the error lists every place it looked.
+//! system's library folders. With none found, the error lists every place it looked. The
+//! input's shape and the output's name are read from the session.
 //!
 //! An ONNX Runtime session runs one call at a time, so each graph keeps a small pool of
 //! sessions, one per core: concurrent requests use different sessions instead of queueing
@@ -110,7 +111,7 @@ pub fn graph(
     _target: NnTarget,
 ) -> anyhow::Result<Box<dyn wasmtime_wasi_nn::backend::BackendGraph>> {
     anyhow::bail!(
-        "this spinfer was built without ONNX Runtime support (the `ort` feature of spinfer-serve, on by default)"
+        "this spinfer was built without ONNX Runtime support (the `ort` feature of spinfer-nn, on by default)"
     )
 }
 
@@ -123,14 +124,14 @@ mod with_ort {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
-    use anyhow::{Context as _, Result, anyhow, bail};
+    use anyhow::{Context as _, Result, anyhow, bail, ensure};
     use ort::execution_providers::CUDAExecutionProvider;
     use ort::session::Session;
-    use spinfer_protocol::contract::{INPUT_NAME, ITEM_SHAPE, OUTPUT_NAME, PIXELS};
+    use ort::tensor::TensorElementType;
     use wasmtime_wasi_nn::ExecutionContext;
     use wasmtime_wasi_nn::backend::{BackendError, BackendGraph};
 
-    use super::super::Context;
+    use super::super::{Context, Signature};
     use super::{NnTarget, find_library};
 
     /// Loads the shared library once per process.
@@ -152,6 +153,8 @@ mod with_ort {
     struct Pool {
         sessions: Vec<Mutex<Session>>,
         next: AtomicUsize,
+        input_name: String,
+        signature: Signature,
     }
 
     impl Pool {
@@ -163,13 +166,15 @@ mod with_ort {
                 .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
                 .map_or_else(|| self.sessions[start % n].lock(), Ok)
                 .map_err(|_| "an ONNX Runtime session panicked".to_string())?;
-            let shape = [batch, ITEM_SHAPE[0], ITEM_SHAPE[1], ITEM_SHAPE[2]];
+            let shape: Vec<usize> = std::iter::once(batch)
+                .chain(self.signature.item_shape.iter().copied())
+                .collect();
             let input =
                 ort::value::Tensor::from_array((shape, values.to_vec())).map_err(|e| e.to_string())?;
             let outputs = session
-                .run(ort::inputs![INPUT_NAME => input])
+                .run(ort::inputs![self.input_name.as_str() => input])
                 .map_err(|e| e.to_string())?;
-            let (_, probs) = outputs[OUTPUT_NAME]
+            let (_, probs) = outputs[self.signature.output_name.as_str()]
                 .try_extract_tensor::<f32>()
                 .map_err(|e| e.to_string())?;
             Ok(probs.to_vec())
@@ -181,9 +186,10 @@ mod with_ort {
     impl BackendGraph for OrtGraph {
         fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
             let pool = self.0.clone();
+            let signature = pool.signature.clone();
             Ok(Context::boxed(
                 move |values: &[f32], batch| pool.run(values, batch),
-                PIXELS,
+                signature,
             ))
         }
     }
@@ -206,13 +212,62 @@ mod with_ort {
         let sessions = (0..n)
             .map(|_| session(onnx, target).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
-        if sessions.is_empty() {
+        let Some(first) = sessions.first() else {
             bail!("no ONNX Runtime session");
-        }
+        };
+        let (input_name, signature) = signature(&first.lock().expect("a new session"), onnx)?;
         Ok(Box::new(OrtGraph(Arc::new(Pool {
             sessions,
             next: AtomicUsize::new(0),
+            input_name,
+            signature,
         }))))
+    }
+
+    /// The graph's one input (FP32, every dimension past the batch fixed) and its first output.
+    fn signature(session: &Session, onnx: &Path) -> Result<(String, Signature)> {
+        let [input] = session.inputs.as_slice() else {
+            bail!(
+                "{}: wasi-nn serves models of one input, this one has {}",
+                onnx.display(),
+                session.inputs.len()
+            );
+        };
+        let output = session
+            .outputs
+            .first()
+            .with_context(|| format!("{}: the model has no output", onnx.display()))?;
+        ensure!(
+            input.input_type.tensor_type() == Some(TensorElementType::Float32),
+            "{}: input {:?} is {:?}, not an FP32 tensor",
+            onnx.display(),
+            input.name,
+            input.input_type
+        );
+        let dims = input
+            .input_type
+            .tensor_shape()
+            .map(|shape| &shape[..])
+            .unwrap_or_default();
+        let item_shape = dims
+            .iter()
+            .skip(1)
+            .map(|&d| usize::try_from(d))
+            .collect::<Result<Vec<usize>, _>>()
+            .map_err(|_| {
+                anyhow!(
+                    "{}: input {:?} of shape {dims:?} is not fixed past the batch",
+                    onnx.display(),
+                    input.name
+                )
+            })?;
+        Ok((
+            input.name.clone(),
+            Signature {
+                item_shape,
+                output_name: output.name.clone(),
+            },
+        ))
     }
 }
 
