@@ -286,7 +286,7 @@ fn errors_have_status_and_json_message() {
     call("POST", "/predict", &[("content-type", "text/plain")], "7").assert_error(415);
     call("POST", "/predict", &[], "7").assert_error(415);
     // 413: body over the limit, refused by the host before the component runs.
-    let huge = vec![b' '; spinfer_protocol::MAX_BODY_BYTES + 1];
+    let huge = vec![b' '; options().max_body + 1];
     call("POST", "/predict", &[("content-type", "application/json")], huge).assert_error(413);
     // The server is still healthy after all that.
     assert_eq!(get("/healthz").status, 200);

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest as _, Sha256};
-use spinfer_protocol::ModelCard;
-use spinfer_protocol::contract::{MODELS_DIR, MODELS_DIR_VAR};
+use spinfer_model::ModelCard;
+use spinfer_model::contract::{MODELS_DIR, MODELS_DIR_VAR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {

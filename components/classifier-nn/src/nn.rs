@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use spinfer_catalog::Catalog;
-use spinfer_protocol::{ApiError, Backend, ModelCard};
+use spinfer_model::{Backend, ModelCard, ModelError};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -22,13 +22,13 @@ pub struct NnBackend {
     graphs: RefCell<HashMap<String, Graph>>,
 }
 
-fn api_error(model: &str, error: NnError) -> ApiError {
+fn model_error(model: &str, error: NnError) -> ModelError {
     let message = format!("model {model:?}: {}", error.data());
     match error.code() {
-        ErrorCode::NotFound => ApiError::not_found(message),
-        ErrorCode::InvalidArgument => ApiError::bad_request(message),
-        ErrorCode::Security | ErrorCode::UnsupportedOperation => ApiError::not_ready(message),
-        _ => ApiError::internal(message),
+        ErrorCode::NotFound => ModelError::NotFound(message),
+        ErrorCode::InvalidArgument => ModelError::InvalidInput(message),
+        ErrorCode::Security | ErrorCode::UnsupportedOperation => ModelError::NotReady(message),
+        _ => ModelError::Failed(message),
     }
 }
 
@@ -43,14 +43,14 @@ impl NnBackend {
     fn with_graph<T>(
         &self,
         model: &str,
-        f: impl FnOnce(&Graph) -> Result<T, ApiError>,
-    ) -> Result<T, ApiError> {
+        f: impl FnOnce(&Graph) -> Result<T, ModelError>,
+    ) -> Result<T, ModelError> {
         if self.catalog.get(model).is_none() {
-            return Err(ApiError::unknown_model(model));
+            return Err(ModelError::unknown(model));
         }
         let mut graphs = self.graphs.borrow_mut();
         if !graphs.contains_key(model) {
-            let graph = load_by_name(model).map_err(|e| api_error(model, e))?;
+            let graph = load_by_name(model).map_err(|e| model_error(model, e))?;
             graphs.insert(model.to_string(), graph);
         }
         f(&graphs[model])
@@ -66,34 +66,36 @@ impl Backend for NnBackend {
         self.catalog.default.as_deref()
     }
 
-    fn ready(&self, model: &str) -> Result<(), ApiError> {
+    fn ready(&self, model: &str) -> Result<(), ModelError> {
         self.with_graph(model, |_| Ok(()))
     }
 
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError> {
+    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
         let card = self
             .catalog
             .get(model)
-            .ok_or_else(|| ApiError::unknown_model(model))?
+            .ok_or_else(|| ModelError::unknown(model))?
             .card
             .clone();
         let mut dims: Vec<u32> = vec![batch as u32];
         dims.extend(card.input.shape.iter().skip(1).map(|&d| d as u32));
         let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.with_graph(model, |graph| {
-            let context = graph.init_execution_context().map_err(|e| api_error(model, e))?;
+            let context = graph
+                .init_execution_context()
+                .map_err(|e| model_error(model, e))?;
             let tensor = Tensor::new(&dims, TensorType::Fp32, &bytes);
             let outputs = context
                 .compute(vec![(card.input.name.clone(), tensor)])
-                .map_err(|e| api_error(model, e))?;
+                .map_err(|e| model_error(model, e))?;
             let (_, output) = outputs
                 .into_iter()
                 .find(|(name, _)| *name == card.output.name)
                 .ok_or_else(|| {
-                    ApiError::internal(format!("model {model:?} returned no {:?}", card.output.name))
+                    ModelError::Failed(format!("model {model:?} returned no {:?}", card.output.name))
                 })?;
             if output.ty() != TensorType::Fp32 {
-                return Err(ApiError::internal(format!(
+                return Err(ModelError::Failed(format!(
                     "model {model:?} returned a non-FP32 output"
                 )));
             }

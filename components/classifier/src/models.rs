@@ -1,4 +1,4 @@
-//! The component's models, kept in a static for the life of the instance.
+//! The component's models: what [`open`] gives an instance to serve.
 //!
 //! A Wizer snapshot (see `spinfer snapshot`) runs `init` at build time, so an instance made from
 //! the snapshot starts with the models parsed and optimised. Before one of them serves here it is
@@ -10,106 +10,48 @@
 //! The default model is the app's (the `default_model` Spin variable), whatever it was at
 //! snapshot time.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::cell::Cell;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use spinfer_catalog::Catalog;
 use spinfer_engine::ModelStore;
-use spinfer_protocol::{ApiError, Backend, ModelCard};
+use spinfer_model::{Backend, ModelCard, ModelError};
 
-/// The models this instance serves.
-pub type Models = Arc<dyn Backend + Send + Sync>;
+/// The models the snapshot's `init` loaded, until an instance's first request takes them.
+static SNAPSHOT: Mutex<Option<ModelStore>> = Mutex::new(None);
 
-enum State {
-    /// Nothing loaded yet (no snapshot, or an instance before its first request).
-    Empty,
-    /// Loaded by the snapshot's `init`, not yet given this instance's default.
-    Snapshot(ModelStore),
-    /// What this instance serves from now on.
-    Ready(Models),
-}
-
-static STATE: Mutex<State> = Mutex::new(State::Empty);
-
-/// Nanoseconds spent checking the mounted files since [`take_check_time`] last read it.
-static CHECKING: AtomicU64 = AtomicU64::new(0);
-
-/// Runs a check of the mounted files, adding its time to what [`take_check_time`] reports.
-fn timed<T>(check: impl FnOnce() -> T) -> T {
-    let started = Instant::now();
-    let result = check();
-    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    CHECKING.fetch_add(nanos, Ordering::Relaxed);
-    result
-}
-
-/// The time this request spent checking the mounted files (zero once an instance has checked
-/// what it serves), for the `check` span of `server-timing`.
-pub fn take_check_time() -> Duration {
-    Duration::from_nanos(CHECKING.swap(0, Ordering::Relaxed))
-}
-
-fn lock() -> std::sync::MutexGuard<'static, State> {
-    STATE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn open(default: Option<&str>) -> Result<ModelStore, ApiError> {
+fn load(default: Option<&str>) -> Result<ModelStore, ModelError> {
     Catalog::mounted(default)
         .map(ModelStore::new)
-        .map_err(|e| ApiError::not_ready(e.to_string()))
+        .map_err(|e| ModelError::NotReady(e.to_string()))
 }
 
-/// The models, once this instance has them.
-pub fn current() -> Option<Models> {
-    match &*lock() {
-        State::Ready(models) => Some(models.clone()),
-        State::Empty | State::Snapshot(_) => None,
-    }
-}
-
-/// The models for this request, `default` the app's default model: the snapshot's, checked
-/// model by model as they are used, or else loaded from the mounted files.
-pub fn models(default: Option<&str>) -> Result<Models, ApiError> {
-    let mut state = lock();
-    if let State::Ready(models) = &*state {
-        return Ok(models.clone());
-    }
-    let models: Models = match std::mem::replace(&mut *state, State::Empty) {
+/// What this instance serves, `default` the app's default model: the snapshot's models, checked
+/// model by model as they are used, or else those of the mounted files.
+pub fn open(default: Option<&str>) -> Result<Box<dyn Backend>, ModelError> {
+    let snapshot = SNAPSHOT.lock().unwrap_or_else(|e| e.into_inner()).take();
+    match snapshot {
         // The app's default is one the snapshot has (else only the folder can say what it is).
-        State::Snapshot(snapshot) if default.is_none_or(|name| snapshot.catalog().get(name).is_some()) => {
+        Some(snapshot) if default.is_none_or(|name| snapshot.catalog().get(name).is_some()) => {
             let default = default
                 .map(str::to_string)
                 .or_else(|| snapshot.catalog().default.clone());
-            Arc::new(Checked::new(snapshot.with_default(default)))
+            Ok(Box::new(Checked::new(snapshot.with_default(default))))
         }
-        State::Snapshot(_) | State::Empty => Arc::new(open(default)?),
-        State::Ready(_) => unreachable!("returned above"),
-    };
-    *state = State::Ready(models.clone());
-    Ok(models)
+        _ => Ok(Box::new(load(default)?)),
+    }
 }
 
 /// Loads every model now, for the snapshot; each instance made from it checks them first.
 pub fn preload_for_snapshot() {
-    let Ok(store) = open(None) else {
+    let Ok(store) = load(None) else {
         return; // nothing to snapshot; requests load from the files
     };
     if store.preload().is_err() {
         return;
     }
-    *lock() = State::Snapshot(store);
-}
-
-/// Makes the default model servable in this instance and returns its name.
-pub fn ready(default: Option<&str>) -> Result<String, ApiError> {
-    let models = models(default)?;
-    let name = models
-        .default_model()
-        .ok_or_else(|| ApiError::not_ready("no model is mounted"))?
-        .to_string();
-    models.ready(&name)?;
-    Ok(name)
+    *SNAPSHOT.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
 }
 
 /// The snapshot's models in an instance whose files may differ from the snapshot's.
@@ -124,7 +66,9 @@ struct Checked {
     /// route lists them).
     same_listing: OnceLock<bool>,
     /// The mounted folder itself, opened when a route lists the models or a model differs.
-    folder: OnceLock<Result<ModelStore, ApiError>>,
+    folder: OnceLock<Result<ModelStore, ModelError>>,
+    /// Time spent checking the mounted files since the last request's spans were taken.
+    checking: Cell<Duration>,
 }
 
 impl Checked {
@@ -141,7 +85,16 @@ impl Checked {
             same_names: OnceLock::new(),
             same_listing: OnceLock::new(),
             folder: OnceLock::new(),
+            checking: Cell::new(Duration::ZERO),
         }
+    }
+
+    /// Runs a check of the mounted files, adding its time to the `check` span.
+    fn timed<T>(&self, check: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let result = check();
+        self.checking.set(self.checking.get() + started.elapsed());
+        result
     }
 
     /// The snapshot's copy of `model`, when the mounted files are still that model.
@@ -149,16 +102,16 @@ impl Checked {
         let entries = &self.snapshot.catalog().entries;
         let index = entries.iter().position(|e| e.card.name == model)?;
         let unchanged = *self.unchanged[index]
-            .get_or_init(|| timed(|| entries[index].unchanged_in(&Catalog::models_dir())));
+            .get_or_init(|| self.timed(|| entries[index].unchanged_in(&Catalog::models_dir())));
         unchanged.then_some(&self.snapshot)
     }
 
     /// The models of the mounted folder, loaded from its files (each on first use). The
     /// snapshot's models the folder no longer has answer 503.
-    fn folder(&self) -> Result<&ModelStore, ApiError> {
+    fn folder(&self) -> Result<&ModelStore, ModelError> {
         self.folder
             .get_or_init(|| {
-                let store = timed(|| open(self.snapshot.catalog().default.as_deref()))?;
+                let store = self.timed(|| load(self.snapshot.catalog().default.as_deref()))?;
                 eprintln!("spinfer: mounted models differ from the snapshot; loading them from the folder");
                 let missing = self
                     .snapshot
@@ -176,7 +129,7 @@ impl Checked {
 
     /// Whichever serves `model`: the snapshot when its files are unchanged; else whichever
     /// lists the models (for a name the snapshot never had, the folder may have it).
-    fn serving(&self, model: &str) -> Result<&ModelStore, ApiError> {
+    fn serving(&self, model: &str) -> Result<&ModelStore, ModelError> {
         match self.snapshot_for(model) {
             Some(snapshot) => Ok(snapshot),
             None => self.listing(),
@@ -187,12 +140,12 @@ impl Checked {
     fn same_files(&self) -> bool {
         *self
             .same_names
-            .get_or_init(|| timed(|| self.snapshot.catalog().same_files_in(&Catalog::models_dir())))
+            .get_or_init(|| self.timed(|| self.snapshot.catalog().same_files_in(&Catalog::models_dir())))
     }
 
     /// Whichever lists the models: the snapshot when the folder holds exactly its models, each
     /// unchanged (a listing of the folder, then each model's own check).
-    fn listing(&self) -> Result<&ModelStore, ApiError> {
+    fn listing(&self) -> Result<&ModelStore, ModelError> {
         let same = *self.same_listing.get_or_init(|| {
             let catalog = self.snapshot.catalog();
             self.same_files()
@@ -226,15 +179,15 @@ impl Backend for Checked {
         self.snapshot.catalog().default.as_deref()
     }
 
-    fn ready(&self, model: &str) -> Result<(), ApiError> {
+    fn ready(&self, model: &str) -> Result<(), ModelError> {
         self.serving(model)?.ready(model)
     }
 
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError> {
+    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
         self.serving(model)?.infer(model, input, batch)
     }
 
-    fn unknown(&self, model: &str) -> ApiError {
+    fn unknown(&self, model: &str) -> ModelError {
         match self.listing() {
             Ok(store) => store.unknown(model),
             Err(error) => error,
@@ -253,6 +206,16 @@ impl Backend for Checked {
             catalog.entries.iter().map(|e| e.card.name.clone()).collect()
         } else {
             self.cards().iter().map(|c| c.name.clone()).collect()
+        }
+    }
+
+    /// The check of the mounted files (once per instance, so zero after its first requests).
+    fn take_spans(&self) -> Vec<(&'static str, Duration)> {
+        let check = self.checking.take();
+        if check.is_zero() {
+            Vec::new()
+        } else {
+            vec![("check", check)]
         }
     }
 }

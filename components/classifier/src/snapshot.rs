@@ -30,9 +30,11 @@ impl Guest for Snapshot {
     }
 
     fn ready() -> Result<String, String> {
-        // A plain export, so the variable's async read runs to completion here.
-        let default = wit_bindgen::block_on(spinfer_spin_http::default_model()).map_err(|e| e.message)?;
-        crate::models::ready(default.as_deref()).map_err(|e| e.message)
+        // A plain export, so the variables' async reads run to completion here.
+        let instance = wit_bindgen::block_on(spinfer_spin_http::Instance::get(crate::models::open));
+        instance
+            .and_then(|instance| instance.ready())
+            .map_err(|e| e.message)
     }
 }
 

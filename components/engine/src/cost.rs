@@ -3,7 +3,7 @@
 //! graph's shapes from the 28×28 input). Spinfer's graphs are chains, which is what this walks.
 
 use prost::Message;
-use spinfer_protocol::contract::ITEM_SHAPE;
+use spinfer_model::contract::ITEM_SHAPE;
 use tract_onnx::pb::{ModelProto, NodeProto};
 
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use spinfer_catalog::Catalog;
-use spinfer_protocol::{ApiError, Backend, ModelCard};
+use spinfer_model::{Backend, ModelCard, ModelError};
 
 use crate::{Classifier, EngineError};
 
@@ -52,7 +52,7 @@ impl ModelStore {
     }
 
     /// The model, parsed and optimised on first use.
-    pub fn classifier(&self, name: &str) -> Result<&Classifier, ApiError> {
+    pub fn classifier(&self, name: &str) -> Result<&Classifier, ModelError> {
         let index = self
             .catalog
             .entries
@@ -63,11 +63,11 @@ impl ModelStore {
         self.loaded[index]
             .get_or_init(|| Classifier::from_path(onnx).map_err(|e| e.to_string()))
             .as_ref()
-            .map_err(|e| ApiError::not_ready(format!("model {name:?} cannot be loaded: {e}")))
+            .map_err(|e| ModelError::NotReady(format!("model {name:?} cannot be loaded: {e}")))
     }
 
     /// Loads every model now, so that no request pays for it.
-    pub fn preload(&self) -> Result<(), ApiError> {
+    pub fn preload(&self) -> Result<(), ModelError> {
         self.catalog
             .entries
             .iter()
@@ -84,22 +84,22 @@ impl Backend for ModelStore {
         self.catalog.default.as_deref()
     }
 
-    fn unknown(&self, model: &str) -> ApiError {
+    fn unknown(&self, model: &str) -> ModelError {
         if self.missing.iter().any(|m| m == model) {
-            ApiError::not_ready(format!("model {model:?} is missing from the models folder"))
+            ModelError::NotReady(format!("model {model:?} is missing from the models folder"))
         } else {
-            ApiError::unknown_model(model)
+            ModelError::unknown(model)
         }
     }
 
-    fn ready(&self, model: &str) -> Result<(), ApiError> {
+    fn ready(&self, model: &str) -> Result<(), ModelError> {
         self.classifier(model).map(|_| ())
     }
 
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError> {
+    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
         let classifier = self.classifier(model)?;
         if input.len() != batch * classifier.item_len() {
-            return Err(ApiError::bad_request(format!(
+            return Err(ModelError::InvalidInput(format!(
                 "{} values for {batch} items of {}",
                 input.len(),
                 classifier.item_len()
@@ -107,6 +107,6 @@ impl Backend for ModelStore {
         }
         classifier
             .run(input)
-            .map_err(|e| ApiError::internal(e.to_string()))
+            .map_err(|e| ModelError::Failed(e.to_string()))
     }
 }

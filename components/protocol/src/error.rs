@@ -3,6 +3,7 @@
 use std::fmt;
 
 use ::http::StatusCode;
+use spinfer_model::ModelError;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiError {
@@ -39,11 +40,6 @@ impl ApiError {
     /// 404: no such route, model or version.
     pub fn not_found(message: impl Into<String>) -> ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
-    }
-
-    /// 404 for a model name the server does not serve.
-    pub fn unknown_model(name: &str) -> ApiError {
-        Self::not_found(format!("unknown model {name:?}"))
     }
 
     /// 405, with the `Allow` header's methods.
@@ -99,13 +95,25 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A backend's error, answered with its status: 404, 400, 503 or 500.
+impl From<ModelError> for ApiError {
+    fn from(error: ModelError) -> ApiError {
+        match error {
+            ModelError::NotFound(message) => ApiError::not_found(message),
+            ModelError::InvalidInput(message) => ApiError::bad_request(message),
+            ModelError::NotReady(message) => ApiError::not_ready(message),
+            ModelError::Failed(message) => ApiError::internal(message),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn long_messages_are_cut_to_a_prefix() {
-        let echo = ApiError::unknown_model(&"é".repeat(10_000));
+        let echo = ApiError::not_found(format!("unknown model {:?}", "é".repeat(10_000)));
         assert_eq!(echo.message.chars().count(), MAX_MESSAGE_CHARS + 1);
         assert!(echo.message.ends_with('…'));
         assert_eq!(ApiError::bad_request("short").message, "short");

@@ -1,15 +1,13 @@
 //! Everything a Spinfer server says and hears, independent of where inference runs: routing,
 //! request decoding, preprocessing, response encoding and the error type. Shared by every
 //! component and by the native host, so no piece of it is written twice. Pure request/response
-//! logic: no file system, no environment (the model catalog lives in `spinfer-catalog`).
+//! logic: no file system, no environment (the model catalog lives in `spinfer-catalog`, the
+//! model vocabulary — contract, card, backend — in `spinfer-model`).
 //!
-//! The root owns the vocabulary its modules share (the limits below and the model contract);
+//! The root owns the vocabulary its modules share (the limits and headers below);
 //! `http` holds the HTTP plumbing that `predict` and `v2` both use, and those two never import
 //! each other.
 
-pub mod backend;
-pub mod card;
-pub mod contract;
 pub mod cors;
 pub mod error;
 pub mod http;
@@ -18,8 +16,6 @@ pub mod preprocess;
 pub mod router;
 pub mod v2;
 
-pub use backend::Backend;
-pub use card::{ModelCard, TensorSpec};
 pub use cors::AllowedOrigins;
 pub use error::ApiError;
 pub use http::{Request, Response};
@@ -41,5 +37,6 @@ pub const SERVER_TIMING_HEADER: &str = "server-timing";
 /// The response header that names the model which answered (for logs and metrics).
 pub const MODEL_HEADER: &str = "spinfer-model";
 
-/// The request id a server assigns (or keeps from the client) and sends back.
+/// The request id the runner assigns (or keeps from the client) and sends back; CORS lets a
+/// browser send and read it.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

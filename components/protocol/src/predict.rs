@@ -5,12 +5,12 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Backend;
-use crate::contract::PIXELS;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
 use crate::preprocess::{self, Input};
 use crate::{MAX_BATCH, MODEL_HEADER, SERVER_TIMING_HEADER};
+use spinfer_model::Backend;
+use spinfer_model::contract::PIXELS;
 
 pub const DEFAULT_TOP_K: usize = 3;
 

@@ -3,8 +3,8 @@
 use image::imageops::FilterType;
 use image::{GrayImage, ImageFormat, ImageReader, Limits};
 
-use crate::contract::{PIXELS, SIDE};
 use crate::error::ApiError;
+use spinfer_model::contract::{PIXELS, SIDE};
 
 /// The box MNIST fits each digit into before centring it in 28×28.
 const DIGIT_BOX: u32 = 20;

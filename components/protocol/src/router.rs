@@ -4,11 +4,11 @@
 use ::http::StatusCode;
 use serde_json::json;
 
-use crate::backend::Backend;
-use crate::card::ModelCard;
 use crate::error::ApiError;
 use crate::http::{Request, Response};
 use crate::{predict, v2};
+use spinfer_model::Backend;
+use spinfer_model::ModelCard;
 
 /// The draw-a-digit page served at `/`.
 const PAGE: &str = include_str!("../assets/index.html");
@@ -198,11 +198,11 @@ mod tests {
             fn default_model(&self) -> Option<&str> {
                 None
             }
-            fn ready(&self, _: &str) -> Result<(), ApiError> {
+            fn ready(&self, _: &str) -> Result<(), spinfer_model::ModelError> {
                 Ok(())
             }
-            fn infer(&self, _: &str, _: &[f32], _: usize) -> Result<Vec<f32>, ApiError> {
-                Err(ApiError::not_ready("no models"))
+            fn infer(&self, _: &str, _: &[f32], _: usize) -> Result<Vec<f32>, spinfer_model::ModelError> {
+                Err(spinfer_model::ModelError::NotReady("no models".into()))
             }
         }
         let get = |path| {

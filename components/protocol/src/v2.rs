@@ -5,11 +5,11 @@ use std::time::Instant;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::backend::Backend;
-use crate::card::ModelCard;
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
 use crate::{BINARY_HEADER, MAX_BATCH, MODEL_HEADER, SERVER_TIMING_HEADER};
+use spinfer_model::Backend;
+use spinfer_model::ModelCard;
 
 pub fn server_metadata() -> Value {
     json!({ "name": "spinfer", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })

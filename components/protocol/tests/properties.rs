@@ -9,8 +9,9 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use proptest::prelude::*;
-use spinfer_protocol::contract::PIXELS;
-use spinfer_protocol::{ApiError, Backend, ModelCard, Request, Response, handle};
+use spinfer_model::contract::PIXELS;
+use spinfer_model::{Backend, ModelCard, ModelError};
+use spinfer_protocol::{Request, Response, handle};
 
 /// Counts this thread's live heap bytes and their peak, so a property can bound what a decoder
 /// allocates (proptest runs each property's cases on one thread).
@@ -53,10 +54,10 @@ impl Backend for Uniform {
     fn default_model(&self) -> Option<&str> {
         Some(&self.0.name)
     }
-    fn ready(&self, _: &str) -> Result<(), ApiError> {
+    fn ready(&self, _: &str) -> Result<(), ModelError> {
         Ok(())
     }
-    fn infer(&self, _: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError> {
+    fn infer(&self, _: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
         assert_eq!(input.len(), batch * PIXELS, "the decoder passed a whole batch");
         // The Open Inference Protocol takes any finite FP32 tensor; `/predict` only [0, 1].
         assert!(input.iter().all(|v| v.is_finite()), "inputs are finite");

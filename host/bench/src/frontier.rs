@@ -11,7 +11,7 @@ use anyhow::Result;
 use bytes::Bytes;
 use spinfer_catalog::Catalog;
 use spinfer_engine::{Classifier, argmax};
-use spinfer_protocol::contract::{CLASSES, DEFAULT_MODEL_VARIABLE, MODELS_DIR};
+use spinfer_model::contract::{CLASSES, DEFAULT_MODEL_VARIABLE, MODELS_DIR};
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
 use tokio::net::TcpListener;
 

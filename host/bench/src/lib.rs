@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
+use spinfer_model::contract::{DEFAULT_MODEL_VARIABLE, MODELS_DIR};
 use spinfer_nn::{NnBackend, NnOptions, NnTarget};
-use spinfer_protocol::contract::{DEFAULT_MODEL_VARIABLE, MODELS_DIR};
 use spinfer_serve::process::ServerProcess;
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
 use tokio::net::TcpListener;

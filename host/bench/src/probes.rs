@@ -8,7 +8,7 @@ use anyhow::{Result, anyhow, ensure};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use spinfer_protocol::contract::DEFAULT_MODEL_VARIABLE;
+use spinfer_model::contract::DEFAULT_MODEL_VARIABLE;
 use spinfer_protocol::http::INFER_TIMING;
 use spinfer_serve::App;
 use spinfer_serve::app::{SERVER_TIMING, server_timing_ms};

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
-pub use spinfer_protocol::contract::{CLASSES, PIXELS, SIDE};
+pub use spinfer_model::contract::{CLASSES, PIXELS, SIDE};
 
 const IMAGES_MAGIC: u32 = 0x0000_0803;
 const LABELS_MAGIC: u32 = 0x0000_0801;

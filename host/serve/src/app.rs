@@ -9,11 +9,11 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::WasiBody;
-use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler, TrapOrPanicError};
+use wasmtime_wasi_http::handler::ProxyHandler;
 
 use crate::admission::Admission;
 use crate::engine::{EngineOptions, engine, load_component};
-use crate::epoch::EpochTicker;
+use crate::epoch::{self, EpochTicker};
 use crate::handler::ComponentHandler;
 use crate::manifest::{Manifest, Route};
 use crate::metrics::{self, Rejection, RequestRecord};
@@ -379,10 +379,7 @@ impl App {
             Ok(response) => response,
             Err(error) => {
                 let component = &*handler.state().name;
-                // The epoch interrupt at the deadline reaches a request as its worker's trap.
-                let interrupted = is_interrupt(&error)
-                    || (error.is::<TrapOrPanicError>() && started.elapsed() >= self.request_timeout);
-                if error.is::<ExpirationError>() || interrupted {
+                if epoch::exceeded(&error, started.elapsed(), self.request_timeout) {
                     tracing::warn!(id, component, "request exceeded its deadline");
                     self.error_response(&HostError::Deadline)
                 } else if error.is::<wasmtime::PoolConcurrencyLimitError>() {
@@ -395,12 +392,6 @@ impl App {
             }
         }
     }
-}
-
-fn is_interrupt(error: &wasmtime::Error) -> bool {
-    error
-        .downcast_ref::<wasmtime::Trap>()
-        .is_some_and(|trap| *trap == wasmtime::Trap::Interrupt)
 }
 
 #[cfg(test)]

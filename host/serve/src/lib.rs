@@ -10,7 +10,8 @@
 //! - [`manifest`]: the parts of `spin.toml` that are run; [`files`]: the files a component
 //!   mounts, placed as Spin places them; [`sandbox`]: what a component's stores get from it
 //!   (environment, mounts, outbound hosts, limits, wasi-nn graphs);
-//! - [`engine`]: the wasmtime engine and the compiled-component cache; [`epoch`]: deadlines;
+//! - [`engine`]: the wasmtime engine and the compiled-component cache; [`epoch`]: request
+//!   deadlines;
 //! - [`store`]: one store's host state and the linker; [`outbound`]: the outbound allow-list;
 //! - [`handler`]: a component's pre-instance and its instances; [`reuse`]: how long each lives;
 //! - [`app`]: routes → handlers, the one request path; [`admission`]: which requests run now,

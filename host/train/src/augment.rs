@@ -5,7 +5,7 @@
 use image::{GrayImage, Luma};
 use imageproc::geometric_transformations::{Border, Interpolation, Projection, warp};
 use rand::Rng;
-use spinfer_protocol::contract::SIDE;
+use spinfer_model::contract::SIDE;
 
 /// How far each random transform may go; `None` in the config means no augmentation.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]

@@ -8,7 +8,7 @@ use burn::nn::{
     BatchNorm, BatchNormConfig, Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d, Relu,
 };
 use burn::prelude::*;
-use spinfer_protocol::contract::{CLASSES, SIDE};
+use spinfer_model::contract::{CLASSES, SIDE};
 
 /// Which network `spinfer train --arch` builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]

@@ -10,7 +10,7 @@ use tract_onnx::pb::{
     tensor_proto::DataType, tensor_shape_proto::Dimension, tensor_shape_proto::dimension, type_proto,
 };
 
-use spinfer_protocol::contract::{CLASSES, INPUT_NAME as INPUT, ITEM_SHAPE, OUTPUT_NAME as OUTPUT};
+use spinfer_model::contract::{CLASSES, INPUT_NAME as INPUT, ITEM_SHAPE, OUTPUT_NAME as OUTPUT};
 
 use crate::model::Layer;
 pub const IR_VERSION: i64 = 7;

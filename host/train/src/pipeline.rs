@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 use sha2::{Digest, Sha256};
-use spinfer_protocol::card::{ModelCard, PREPROCESSING, TensorSpec};
+use spinfer_model::card::{ModelCard, PREPROCESSING, TensorSpec};
 
 use crate::metrics::{Report, predictions};
 use spinfer_mnist::{CLASSES, Mnist};
-use spinfer_protocol::contract::{INPUT_NAME, ITEM_SHAPE, OUTPUT_NAME};
+use spinfer_model::contract::{INPUT_NAME, ITEM_SHAPE, OUTPUT_NAME};
 
 use crate::onnx_export::{self, ExportInfo};
 use crate::train::{self, Schedule, TrainConfig};

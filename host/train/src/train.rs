@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::augment::Augment;
 use crate::model::{Arch, Net};
 use spinfer_mnist::{CLASSES, Mnist, Split};
-use spinfer_protocol::contract::ITEM_SHAPE;
+use spinfer_model::contract::ITEM_SHAPE;
 
 /// The one place the compute device is chosen; a GPU backend would be switched on here.
 pub fn device() -> Device {

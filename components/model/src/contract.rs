@@ -1,6 +1,6 @@
 //! The model contract, stated once: what every Spinfer model takes and gives, and where a
-//! component finds it. The exporter writes it into each ONNX graph and card; both components and
-//! both wasi-nn backends read it from here.
+//! component finds it. The exporter writes it into each ONNX graph and card; the components,
+//! the API and the catalog read it from here.
 
 /// The side of the square grayscale image a model takes.
 pub const SIDE: usize = 28;

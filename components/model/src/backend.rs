@@ -1,7 +1,9 @@
 //! What the protocol needs from whoever runs the model: tract in wasm, tract natively, or wasi-nn.
 
+use std::time::Duration;
+
 use crate::card::ModelCard;
-use crate::error::ApiError;
+use crate::error::ModelError;
 
 pub trait Backend {
     /// Every model this server can serve, with its card, sorted by name.
@@ -10,16 +12,16 @@ pub trait Backend {
     /// The model `/predict` uses when the request names none.
     fn default_model(&self) -> Option<&str>;
 
-    /// Ok when the model is loaded (loading it now if needed); 503 when it cannot be.
-    fn ready(&self, model: &str) -> Result<(), ApiError>;
+    /// Ok when the model is loaded (loading it now if needed); not ready when it cannot be.
+    fn ready(&self, model: &str) -> Result<(), ModelError>;
 
     /// Probabilities, `classes` per item, for `batch` items of `input` laid back to back.
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ApiError>;
+    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError>;
 
-    /// The error for a model without a card: 404 for a name never served; a backend that knows
-    /// the model went missing says 503.
-    fn unknown(&self, model: &str) -> ApiError {
-        ApiError::unknown_model(model)
+    /// The error for a model without a card: not found for a name never served; a backend
+    /// that knows the model went missing says not ready.
+    fn unknown(&self, model: &str) -> ModelError {
+        ModelError::unknown(model)
     }
 
     fn card(&self, model: &str) -> Option<&ModelCard> {
@@ -30,5 +32,12 @@ pub trait Backend {
     /// them without reading every card (`/healthz` asks only for names) says so here.
     fn names(&self) -> Vec<String> {
         self.cards().iter().map(|c| c.name.clone()).collect()
+    }
+
+    /// Time spent on the request just answered besides the model's run, as named
+    /// `server-timing` spans (a snapshot's check of the mounted files); taken, so that each
+    /// request reports its own.
+    fn take_spans(&self) -> Vec<(&'static str, Duration)> {
+        Vec::new()
     }
 }
