@@ -69,13 +69,14 @@ impl Instance {
     /// opened, once. A failure is not kept: the next request tries again (a folder mounted
     /// late, a variable fixed).
     pub async fn get(open: Open) -> Result<&'static Instance, ApiError> {
-        if let Some(instance) = INSTANCE.with(|cell| cell.get().copied()) {
+        let current = || INSTANCE.with(|cell| cell.get().copied());
+        if let Some(instance) = current() {
             return Ok(instance);
         }
         let default = default_model().await?;
         let origins = allowed_origins().await;
         // Requests that arrived together all read the variables; the first to get here opens.
-        if let Some(instance) = INSTANCE.with(|cell| cell.get().copied()) {
+        if let Some(instance) = current() {
             return Ok(instance);
         }
         let instance: &'static Instance = Box::leak(Box::new(Instance {

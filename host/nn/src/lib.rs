@@ -35,8 +35,6 @@ use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendGr
 use wasmtime_wasi_nn::wit::TensorType;
 use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
 
-pub use ort::{DYLIB_VAR, find_library};
-
 /// Which native runtime serves `wasi:nn`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NnBackend {
@@ -144,9 +142,9 @@ pub fn load(models: &Path, options: &NnOptions) -> Result<HashMap<String, Graph>
 /// What a graph takes and gives: FP32 `[N, item_shape…]` in, FP32 `[N, classes]` out under
 /// `output_name`.
 #[derive(Clone, Debug)]
-pub struct Signature {
-    pub item_shape: Vec<usize>,
-    pub output_name: String,
+pub(crate) struct Signature {
+    pub(crate) item_shape: Vec<usize>,
+    pub(crate) output_name: String,
 }
 
 impl Signature {
@@ -184,7 +182,7 @@ impl Signature {
 }
 
 /// Checks a wasi-nn input tensor against `signature` and returns its values and batch size.
-pub fn input_values(tensor: &Tensor, signature: &Signature) -> Result<(Vec<f32>, usize), BackendError> {
+fn input_values(tensor: &Tensor, signature: &Signature) -> Result<(Vec<f32>, usize), BackendError> {
     if tensor.ty != TensorType::Fp32 {
         return Err(BackendError::UnsupportedTensorType(format!(
             "{:?}; the model takes {}",
@@ -211,7 +209,7 @@ pub fn input_values(tensor: &Tensor, signature: &Signature) -> Result<(Vec<f32>,
 }
 
 /// An FP32 `[batch, classes]` output tensor.
-pub fn output_tensor(probs: &[f32], batch: usize) -> Tensor {
+fn output_tensor(probs: &[f32], batch: usize) -> Tensor {
     Tensor::new(
         vec![batch as u32, (probs.len() / batch.max(1)) as u32],
         TensorType::Fp32,
@@ -220,7 +218,7 @@ pub fn output_tensor(probs: &[f32], batch: usize) -> Tensor {
 }
 
 /// A graph's execution context, generic over how a batch is run.
-pub struct Context<F> {
+pub(crate) struct Context<F> {
     run: F,
     signature: Signature,
     input: Option<Tensor>,
@@ -231,7 +229,7 @@ impl<F> Context<F>
 where
     F: Fn(&[f32], usize) -> Result<Vec<f32>, String> + Send + Sync + 'static,
 {
-    pub fn boxed(run: F, signature: Signature) -> ExecutionContext {
+    pub(crate) fn boxed(run: F, signature: Signature) -> ExecutionContext {
         let context: Box<dyn BackendExecutionContext> = Box::new(Context {
             run,
             signature,
