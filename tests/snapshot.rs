@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
-use spinfer_engine::{Classifier, argmax};
+use spinfer_engine::{Model, argmax};
 use spinfer_serve::manifest::FileMount;
 use spinfer_serve::{App, AppOptions, Manifest};
 use spinfer_tests::*;
@@ -96,18 +96,18 @@ fn a_swapped_model_is_detected_and_served() {
     std::fs::write(dir.join("mnist-cnn.json"), serde_json::to_vec(&card).unwrap()).unwrap();
 
     let app = load(&manifest_with(&snapshot_path(), Some(dir)));
-    let seed = Classifier::from_path(&models.join("mnist-seed.onnx")).unwrap();
-    let cnn = Classifier::from_path(&models.join("mnist-cnn.onnx")).unwrap();
+    let seed = Model::from_path(&models.join("mnist-seed.onnx")).unwrap();
+    let cnn = Model::from_path(&models.join("mnist-cnn.onnx")).unwrap();
     for index in 0..20 {
         let served = probabilities(&app, index);
-        let expected = seed.run(&test_set().normalized([index])).unwrap();
+        let expected = seed.classify(&test_set().normalized([index])).unwrap();
         for (a, b) in served.iter().zip(&expected) {
             assert!(
                 (*a as f32 - b).abs() < 1e-5,
                 "image {index}: served {a}, seed model says {b}"
             );
         }
-        let snapshotted = cnn.run(&test_set().normalized([index])).unwrap();
+        let snapshotted = cnn.classify(&test_set().normalized([index])).unwrap();
         assert!(
             served
                 .iter()
@@ -262,8 +262,8 @@ fn a_fresh_instance_makes_its_default_model_ready() {
         runtime().block_on(handler.time_ready()).unwrap().model,
         "mnist-seed"
     );
-    let seed = Classifier::from_path(&root().join("models/mnist-seed.onnx")).unwrap();
-    let expected = seed.run(&test_set().normalized([3])).unwrap();
+    let seed = Model::from_path(&root().join("models/mnist-seed.onnx")).unwrap();
+    let expected = seed.classify(&test_set().normalized([3])).unwrap();
     for (a, b) in probabilities(&app, 3).iter().zip(&expected) {
         assert!((*a as f32 - b).abs() < 1e-5, "served {a}, mnist-seed says {b}");
     }

@@ -45,6 +45,11 @@ pub enum CatalogError {
     },
 }
 
+/// The SHA-256 of a model file, lowercase hex, as cards record it.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
 /// A model found in a models directory: its card and the `.onnx` beside it.
 #[derive(Clone, Debug)]
 pub struct CatalogEntry {
@@ -177,7 +182,7 @@ impl Catalog {
                 path: entry.onnx.clone(),
                 source,
             })?;
-            let actual = format!("{:x}", Sha256::digest(&bytes));
+            let actual = sha256_hex(&bytes);
             if actual != entry.card.sha256 {
                 return Err(CatalogError::Digest {
                     path: entry.onnx.clone(),

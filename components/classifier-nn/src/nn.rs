@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 
 use spinfer_catalog::Catalog;
-use spinfer_model::{Backend, ModelCard, ModelError};
+use spinfer_model::{Backend, DType, ModelCard, ModelError};
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -16,6 +16,19 @@ wit_bindgen::generate!({
 use wasi::nn::errors::{Error as NnError, ErrorCode};
 use wasi::nn::graph::{Graph, load_by_name};
 use wasi::nn::tensor::{Tensor, TensorType};
+
+/// The wasi-nn type of an element type, where wasi-nn has one.
+fn tensor_type(dtype: DType) -> Option<TensorType> {
+    Some(match dtype {
+        DType::Float16 => TensorType::Fp16,
+        DType::Float32 => TensorType::Fp32,
+        DType::Float64 => TensorType::Fp64,
+        DType::Uint8 => TensorType::U8,
+        DType::Int32 => TensorType::I32,
+        DType::Int64 => TensorType::I64,
+        _ => return None,
+    })
+}
 
 pub struct NnBackend {
     catalog: Catalog,
@@ -70,40 +83,61 @@ impl Backend for NnBackend {
         self.with_graph(model, |_| Ok(()))
     }
 
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
-        let card = self
+    fn run(
+        &self,
+        model: &str,
+        inputs: Vec<spinfer_model::Tensor>,
+    ) -> Result<Vec<spinfer_model::Tensor>, ModelError> {
+        let card = &self
             .catalog
             .get(model)
             .ok_or_else(|| ModelError::unknown(model))?
-            .card
-            .clone();
-        let mut dims: Vec<u32> = vec![batch as u32];
-        dims.extend(card.input.shape.iter().skip(1).map(|&d| d as u32));
-        let bytes: Vec<u8> = input.iter().flat_map(|v| v.to_le_bytes()).collect();
+            .card;
+        let named = inputs
+            .into_iter()
+            .map(|t| {
+                let ty = tensor_type(t.dtype).ok_or_else(|| {
+                    ModelError::InvalidInput(format!(
+                        "wasi-nn carries no {} tensors (input {:?})",
+                        t.dtype.oip(),
+                        t.name
+                    ))
+                })?;
+                let dims = t
+                    .shape
+                    .iter()
+                    .map(|&d| u32::try_from(d))
+                    .collect::<Result<Vec<u32>, _>>()
+                    .map_err(|_| ModelError::InvalidInput(format!("input {:?} is too large", t.name)))?;
+                Ok((t.name, Tensor::new(&dims, ty, &t.data)))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
         self.with_graph(model, |graph| {
             let context = graph
                 .init_execution_context()
                 .map_err(|e| model_error(model, e))?;
-            let tensor = Tensor::new(&dims, TensorType::Fp32, &bytes);
-            let outputs = context
-                .compute(vec![(card.input.name.clone(), tensor)])
-                .map_err(|e| model_error(model, e))?;
-            let (_, output) = outputs
-                .into_iter()
-                .find(|(name, _)| *name == card.output.name)
-                .ok_or_else(|| {
-                    ModelError::Failed(format!("model {model:?} returned no {:?}", card.output.name))
-                })?;
-            if output.ty() != TensorType::Fp32 {
-                return Err(ModelError::Failed(format!(
-                    "model {model:?} returned a non-FP32 output"
-                )));
-            }
-            Ok(output
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
+            let mut outputs = context.compute(named).map_err(|e| model_error(model, e))?;
+            card.outputs
+                .iter()
+                .map(|spec| {
+                    let at = outputs
+                        .iter()
+                        .position(|(name, _)| *name == spec.name)
+                        .ok_or_else(|| {
+                            ModelError::Failed(format!("model {model:?} returned no {:?}", spec.name))
+                        })?;
+                    let (name, tensor) = outputs.swap_remove(at);
+                    if tensor_type(spec.dtype) != Some(tensor.ty()) {
+                        return Err(ModelError::Failed(format!(
+                            "model {model:?} returned {name:?} as {:?}, not {}",
+                            tensor.ty(),
+                            spec.dtype
+                        )));
+                    }
+                    let shape = tensor.dimensions().iter().map(|&d| d as usize).collect();
+                    spinfer_model::Tensor::new(name, spec.dtype, shape, tensor.data())
+                })
+                .collect()
         })
     }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use spinfer_catalog::Catalog;
 use spinfer_engine::ModelStore;
-use spinfer_model::{Backend, ModelCard, ModelError};
+use spinfer_model::{Backend, ModelCard, ModelError, Tensor};
 
 /// The models the snapshot's `init` loaded, until an instance's first request takes them.
 static SNAPSHOT: Mutex<Option<ModelStore>> = Mutex::new(None);
@@ -183,8 +183,8 @@ impl Backend for Checked {
         self.serving(model)?.ready(model)
     }
 
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
-        self.serving(model)?.infer(model, input, batch)
+    fn run(&self, model: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ModelError> {
+        self.serving(model)?.run(model, inputs)
     }
 
     fn unknown(&self, model: &str) -> ModelError {

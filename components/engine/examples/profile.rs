@@ -7,7 +7,7 @@
 //! cargo build --profile wasm --target wasm32-wasip2 -p spinfer-engine --example profile
 //! target/release/wasm-test target/wasm32-wasip2/wasm/examples/profile.wasm models/mnist-cnn.onnx
 
-use spinfer_engine::Classifier;
+use spinfer_engine::Model;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut runs = 200;
@@ -20,7 +20,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     for path in models {
-        let classifier = Classifier::from_path(path.as_ref())?;
+        let classifier = Model::from_path(path.as_ref())?;
         // A fixed, dense pattern in [0, 1]: the work is the same for every image.
         let item: Vec<f32> = (0..classifier.item_len())
             .map(|i| (i * 37 % 256) as f32 / 255.0)

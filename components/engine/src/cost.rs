@@ -32,6 +32,23 @@ fn ints(node: &NodeProto, name: &str) -> Vec<i64> {
         .unwrap_or_default()
 }
 
+/// Every initializer's elements.
+fn count_parameters(graph: &tract_onnx::pb::GraphProto) -> u64 {
+    graph
+        .initializer
+        .iter()
+        .map(|t| t.dims.iter().map(|&d| d as u64).product::<u64>())
+        .sum()
+}
+
+/// The parameters of any ONNX model: every initializer's elements.
+pub fn parameters(onnx: &[u8]) -> Result<u64, CostError> {
+    let model = ModelProto::decode(onnx)?;
+    Ok(count_parameters(&model.graph.ok_or(CostError::NoGraph)?))
+}
+
+/// Parameters and multiply-adds of a model Spinfer's exporter wrote (a chain of the ops it
+/// writes, from the 28×28 input).
 pub fn cost(onnx: &[u8]) -> Result<Cost, CostError> {
     let model = ModelProto::decode(onnx)?;
     let graph = model.graph.ok_or(CostError::NoGraph)?;
@@ -43,11 +60,7 @@ pub fn cost(onnx: &[u8]) -> Result<Cost, CostError> {
             .map(|t| t.dims.iter().map(|&d| d as u64).collect::<Vec<u64>>())
             .ok_or_else(|| CostError::MissingWeight(name.to_string()))
     };
-    let parameters = graph
-        .initializer
-        .iter()
-        .map(|t| t.dims.iter().map(|&d| d as u64).product::<u64>())
-        .sum();
+    let parameters = count_parameters(&graph);
     let [c, h, w] = ITEM_SHAPE.map(|d| d as u64);
     let (mut c, mut h, mut w) = (c, h, w);
     let mut multiply_adds = 0;

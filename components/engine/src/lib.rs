@@ -1,14 +1,18 @@
 //! tract-onnx inference for Spinfer models, shared by the wasm component, the native host and
-//! the benchmarks: parse and optimise an ONNX classifier once, then run batches of images.
+//! the benchmarks: parse and optimise any ONNX model tract can run once, then run it on
+//! tensors of the element types and shapes its graph takes.
 
 pub mod cost;
+pub mod import;
 mod profile;
 mod store;
 
 pub use profile::{NodeTime, Profile};
 pub use store::ModelStore;
 
+use spinfer_model::{DType, Dim, ModelError, TensorSpec};
 use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -24,8 +28,20 @@ pub enum EngineError {
     Catalog(#[from] spinfer_catalog::CatalogError),
     #[error("input has {got} values, not a whole number of {per_item}-value items")]
     Shape { got: usize, per_item: usize },
+    #[error("{0}")]
+    Input(String),
     #[error("inference failed: {0}")]
     Run(String),
+}
+
+impl From<EngineError> for ModelError {
+    fn from(e: EngineError) -> ModelError {
+        match e {
+            EngineError::Shape { .. } | EngineError::Input(_) => ModelError::InvalidInput(e.to_string()),
+            EngineError::Run(_) => ModelError::Failed(e.to_string()),
+            _ => ModelError::NotReady(e.to_string()),
+        }
+    }
 }
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
@@ -50,128 +66,423 @@ impl Runner {
         }
     }
 
-    fn run(&self, input: TValue) -> TractResult<TVec<TValue>> {
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
         let idle = || self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let taken = idle().pop();
         let mut state = match taken {
             Some(state) => state,
             None => TypedSimpleState::new(&self.plan)?,
         };
-        let outputs = state.run(tvec!(input))?;
+        let outputs = state.run(inputs)?;
         // Only a state whose run finished goes back (a failed one may be half-way).
         idle().push(state);
         Ok(outputs)
     }
 }
 
-/// An optimised classifier with input `[N, C, H, W]` and output `[N, classes]`: one plan for a
-/// symbolic batch, and one specialised to a single item (no symbol to resolve, shapes known at
-/// optimisation), which serves most requests.
-pub struct Classifier {
-    batch: Runner,
-    single: Runner,
-    item_shape: Vec<usize>,
-    classes: usize,
+/// The element type of `dt`, when the API can carry it.
+fn dtype_of(dt: DatumType) -> Option<DType> {
+    Some(match dt {
+        DatumType::Bool => DType::Bool,
+        DatumType::U8 => DType::Uint8,
+        DatumType::U16 => DType::Uint16,
+        DatumType::U32 => DType::Uint32,
+        DatumType::U64 => DType::Uint64,
+        DatumType::I8 => DType::Int8,
+        DatumType::I16 => DType::Int16,
+        DatumType::I32 => DType::Int32,
+        DatumType::I64 => DType::Int64,
+        DatumType::F16 => DType::Float16,
+        DatumType::F32 => DType::Float32,
+        DatumType::F64 => DType::Float64,
+        _ => return None,
+    })
 }
 
-impl Classifier {
-    /// Parses, types and optimises an ONNX model whose first input has a symbolic batch.
-    pub fn from_onnx(bytes: &[u8]) -> Result<Classifier, EngineError> {
+fn datum_of(dtype: DType) -> DatumType {
+    match dtype {
+        DType::Bool => DatumType::Bool,
+        DType::Uint8 => DatumType::U8,
+        DType::Uint16 => DatumType::U16,
+        DType::Uint32 => DatumType::U32,
+        DType::Uint64 => DatumType::U64,
+        DType::Int8 => DatumType::I8,
+        DType::Int16 => DatumType::I16,
+        DType::Int32 => DatumType::I32,
+        DType::Int64 => DatumType::I64,
+        DType::Float16 => DatumType::F16,
+        DType::Float32 => DatumType::F32,
+        DType::Float64 => DatumType::F64,
+    }
+}
+
+/// A graph input or output as the model has it, after any shapes were pinned.
+fn spec(name: String, fact: &TypedFact) -> Result<TensorSpec, EngineError> {
+    let dtype = dtype_of(fact.datum_type).ok_or_else(|| {
+        EngineError::Load(format!(
+            "{name:?} is of type {:?}, which the API cannot carry",
+            fact.datum_type
+        ))
+    })?;
+    let shape = fact
+        .shape
+        .iter()
+        .map(|d| match d.as_i64() {
+            Some(n) => Dim::Size(n),
+            None => Dim::Symbol(d.to_string()),
+        })
+        .collect();
+    Ok(TensorSpec { name, dtype, shape })
+}
+
+/// Nodes whose op tract-onnx does not implement, as `node "name" (Op)`.
+fn unsupported(model: &InferenceModel) -> Vec<String> {
+    model
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let name = n.op.name();
+            let op = name.strip_prefix("Unimplemented(")?.strip_suffix(')')?;
+            Some(format!("node {:?} ({op})", n.name))
+        })
+        .collect()
+}
+
+/// An optimised model: one plan for the shapes its card gives (a symbolic batch stays
+/// symbolic), and, where only the batch is symbolic, one specialised to a single item (no
+/// symbol to resolve, shapes known at optimisation), which serves most requests.
+pub struct Model {
+    batch: Runner,
+    single: Option<Runner>,
+    inputs: Vec<TensorSpec>,
+    outputs: Vec<TensorSpec>,
+}
+
+impl Model {
+    /// Parses, types and optimises an ONNX model as its graph declares it.
+    pub fn from_onnx(bytes: &[u8]) -> Result<Model, EngineError> {
+        Model::from_onnx_as(bytes, &[])
+    }
+
+    /// Parses, types and optimises an ONNX model with the fixed sizes of `pinned` (by input
+    /// name; symbols there keep the graph's) in place of the graph's own. Refuses a model with
+    /// an op tract cannot run, naming the node and the op.
+    pub fn from_onnx_as(bytes: &[u8], pinned: &[TensorSpec]) -> Result<Model, EngineError> {
         // In wasm, Spinfer's matmul kernels and the rule that picks them (`spinfer-gemm`).
         spinfer_gemm::keep();
         let load = |e: TractError| EngineError::Load(format!("{e:#}"));
-        let parsed = tract_onnx::onnx().model_for_read(&mut &bytes[..]).map_err(load)?;
-        let model = parsed.clone().into_typed().map_err(load)?;
-        let input = model.input_fact(0).map_err(load)?.clone();
-        let output = model.output_fact(0).map_err(load)?.clone();
-        let item_shape = concrete_tail(&input.shape).ok_or_else(|| {
-            EngineError::Load(format!(
-                "input shape {:?} must be [N, ...] with fixed item dims",
-                input.shape
-            ))
-        })?;
-        let classes = concrete_tail(&output.shape)
-            .and_then(|dims| (dims.len() == 1).then_some(dims[0]))
-            .ok_or_else(|| {
-                EngineError::Load(format!("output shape {:?} must be [N, classes]", output.shape))
-            })?;
-        let batch = model
+        // Pinned sizes make the graph's own intermediate and output shapes (written for its
+        // symbols) stale: tract infers them again from the inputs.
+        let pinning = !pinned.is_empty();
+        let onnx = tract_onnx::onnx()
+            .with_ignore_value_info(pinning)
+            .with_ignore_output_shapes(pinning);
+        let mut parsed = onnx.model_for_read(&mut &bytes[..]).map_err(load)?;
+        let missing = unsupported(&parsed);
+        if !missing.is_empty() {
+            return Err(EngineError::Load(format!(
+                "tract cannot run {}: the op is not implemented",
+                missing.join(", ")
+            )));
+        }
+        for spec in pinned {
+            let index = parsed
+                .input_outlets()
+                .map_err(load)?
+                .iter()
+                .position(|o| parsed.node(o.node).name == spec.name)
+                .ok_or_else(|| EngineError::Load(format!("the graph has no input {:?}", spec.name)))?;
+            let fact = parsed.input_fact(index).map_err(load)?.clone();
+            let rank = fact.shape.rank().concretize();
+            if rank.is_some_and(|r| r != spec.shape.len() as i64) {
+                return Err(EngineError::Load(format!(
+                    "input {:?} has rank {}, not {}",
+                    spec.name,
+                    rank.unwrap_or_default(),
+                    spec.shape.len()
+                )));
+            }
+            let graph_dims: Vec<Option<TDim>> = (0..spec.shape.len())
+                .map(|i| fact.shape.dims().nth(i).and_then(|d| d.concretize()))
+                .collect();
+            let mut dims: TVec<TDim> = tvec![];
+            for (i, (dim, graph)) in spec.shape.iter().zip(graph_dims).enumerate() {
+                dims.push(match (dim.fixed(), graph) {
+                    (Some(n), _) => n.to_dim(),
+                    (None, Some(g)) if g.as_i64().is_none() => g,
+                    (None, _) => parsed.symbols.sym(&format!("{}_{i}", spec.name)).to_dim(),
+                });
+            }
+            let dt = fact.datum_type.concretize().unwrap_or(datum_of(spec.dtype));
+            parsed = parsed
+                .with_input_fact(index, InferenceFact::dt_shape(dt, dims))
+                .map_err(load)?;
+        }
+        let typed = parsed.clone().into_typed().map_err(load)?;
+        let label = |o: OutletId| {
+            typed
+                .outlet_label(o)
+                .map_or_else(|| typed.node(o.node).name.clone(), str::to_string)
+        };
+        let inputs = typed
+            .input_outlets()
+            .map_err(load)?
+            .iter()
+            .enumerate()
+            .map(|(i, &o)| {
+                spec(
+                    typed.node(o.node).name.clone(),
+                    typed.input_fact(i).map_err(load)?,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = typed
+            .output_outlets()
+            .map_err(load)?
+            .iter()
+            .enumerate()
+            .map(|(i, &o)| spec(label(o), typed.output_fact(i).map_err(load)?))
+            .collect::<Result<Vec<_>, _>>()?;
+        let single = match single_item(&inputs) {
+            Some(shapes) => {
+                let mut one = parsed;
+                for (i, (shape, input)) in shapes.into_iter().zip(&inputs).enumerate() {
+                    one = one
+                        .with_input_fact(i, InferenceFact::dt_shape(datum_of(input.dtype), shape))
+                        .map_err(load)?;
+                }
+                let plan = one
+                    .into_optimized()
+                    .map_err(load)?
+                    .into_runnable()
+                    .map_err(load)?;
+                Some(Runner::new(plan))
+            }
+            None => None,
+        };
+        let batch = typed
             .into_optimized()
             .map_err(load)?
             .into_runnable()
             .map_err(load)?;
-        let one: Vec<usize> = std::iter::once(1).chain(item_shape.iter().copied()).collect();
-        let single = parsed
-            .with_input_fact(0, InferenceFact::dt_shape(input.datum_type, one))
-            .map_err(load)?
-            .into_optimized()
-            .map_err(load)?
-            .into_runnable()
-            .map_err(load)?;
-        Ok(Classifier {
+        Ok(Model {
             batch: Runner::new(batch),
-            single: Runner::new(single),
-            item_shape,
-            classes,
+            single,
+            inputs,
+            outputs,
         })
     }
 
-    pub fn from_path(path: &std::path::Path) -> Result<Classifier, EngineError> {
+    pub fn from_path(path: &std::path::Path) -> Result<Model, EngineError> {
+        Model::from_path_as(path, &[])
+    }
+
+    /// [`Model::from_onnx_as`] on the file at `path`.
+    pub fn from_path_as(path: &std::path::Path, pinned: &[TensorSpec]) -> Result<Model, EngineError> {
         let bytes = std::fs::read(path).map_err(|source| EngineError::Read {
             path: path.into(),
             source,
         })?;
-        Self::from_onnx(&bytes)
+        Self::from_onnx_as(&bytes, pinned)
     }
 
-    /// Values per item (784 for MNIST).
+    /// The graph's inputs as optimised (pinned sizes applied), in order.
+    pub fn inputs(&self) -> &[TensorSpec] {
+        &self.inputs
+    }
+
+    /// The graph's outputs, in order.
+    pub fn outputs(&self) -> &[TensorSpec] {
+        &self.outputs
+    }
+
+    /// Whether every input and output has a symbolic first dimension that a run may split.
+    fn batched(&self) -> bool {
+        self.inputs
+            .iter()
+            .chain(&self.outputs)
+            .all(|s| s.shape.first().is_some_and(|d| d.fixed().is_none()))
+    }
+
+    /// Runs the model on one tensor per graph input (by name, any order), each of the graph's
+    /// type and of a shape it accepts, all with the same first dimension where it is the batch;
+    /// returns every output in the graph's order. A batch larger than [`MAX_RUN_BATCH`] runs
+    /// in chunks.
+    pub fn run(&self, inputs: Vec<spinfer_model::Tensor>) -> Result<Vec<spinfer_model::Tensor>, EngineError> {
+        let ordered = self.order(inputs)?;
+        let items = ordered[0].shape.first().copied().unwrap_or(1);
+        if !self.batched() || items <= MAX_RUN_BATCH {
+            return self.run_once(&ordered);
+        }
+        let mut outputs: Option<Vec<spinfer_model::Tensor>> = None;
+        for start in (0..items).step_by(MAX_RUN_BATCH) {
+            let end = (start + MAX_RUN_BATCH).min(items);
+            let chunk: Vec<_> = ordered.iter().map(|t| rows(t, start, end)).collect();
+            let part = self.run_once(&chunk)?;
+            match outputs.as_mut() {
+                None => outputs = Some(part),
+                Some(all) => {
+                    for (all, part) in all.iter_mut().zip(part) {
+                        all.shape[0] += part.shape[0];
+                        all.data.extend(part.data);
+                    }
+                }
+            }
+        }
+        Ok(outputs.unwrap_or_default())
+    }
+
+    /// `inputs` in the graph's order, each checked against its input.
+    fn order(
+        &self,
+        mut inputs: Vec<spinfer_model::Tensor>,
+    ) -> Result<Vec<spinfer_model::Tensor>, EngineError> {
+        let names = || {
+            self.inputs
+                .iter()
+                .map(|s| format!("{:?}", s.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if inputs.len() != self.inputs.len() {
+            return Err(EngineError::Input(format!(
+                "the model takes {} input(s) ({}), got {}",
+                self.inputs.len(),
+                names(),
+                inputs.len()
+            )));
+        }
+        let mut ordered = Vec::with_capacity(inputs.len());
+        for spec in &self.inputs {
+            let at = inputs.iter().position(|t| t.name == spec.name).ok_or_else(|| {
+                EngineError::Input(format!(
+                    "input {:?} is missing; the model takes {}",
+                    spec.name,
+                    names()
+                ))
+            })?;
+            let tensor = inputs.swap_remove(at);
+            if tensor.dtype != spec.dtype || !spec.accepts(&tensor.shape) {
+                return Err(EngineError::Input(format!(
+                    "input {:?} is {} {:?}; the model takes {} {:?}",
+                    spec.name,
+                    tensor.dtype,
+                    tensor.shape,
+                    spec.dtype,
+                    spec.oip_shape()
+                )));
+            }
+            if tensor.dtype == DType::Bool && tensor.data.iter().any(|&b| b > 1) {
+                return Err(EngineError::Input(format!(
+                    "input {:?}: BOOL values must be 0 or 1",
+                    spec.name
+                )));
+            }
+            ordered.push(tensor);
+        }
+        if self.batched()
+            && ordered
+                .iter()
+                .any(|t| t.shape.first() != ordered[0].shape.first())
+        {
+            return Err(EngineError::Input(
+                "every input must have the same batch size".into(),
+            ));
+        }
+        Ok(ordered)
+    }
+
+    fn run_once(&self, inputs: &[spinfer_model::Tensor]) -> Result<Vec<spinfer_model::Tensor>, EngineError> {
+        let run = |e: TractError| EngineError::Run(format!("{e:#}"));
+        let values = inputs
+            .iter()
+            .map(|t| {
+                let mut tensor = Tensor::zero_dt(datum_of(t.dtype), &t.shape).map_err(run)?;
+                tensor.as_bytes_mut().copy_from_slice(&t.data);
+                Ok(tensor.into_tvalue())
+            })
+            .collect::<Result<TVec<TValue>, EngineError>>()?;
+        let one = self
+            .single
+            .as_ref()
+            .filter(|_| inputs.iter().all(|t| t.shape.first() == Some(&1)));
+        let outputs = one.unwrap_or(&self.batch).run(values).map_err(run)?;
+        outputs
+            .iter()
+            .zip(&self.outputs)
+            .map(|(value, spec)| {
+                if dtype_of(value.datum_type()) != Some(spec.dtype) {
+                    return Err(EngineError::Run(format!(
+                        "output {:?} came out as {:?}",
+                        spec.name,
+                        value.datum_type()
+                    )));
+                }
+                Ok(spinfer_model::Tensor {
+                    name: spec.name.clone(),
+                    dtype: spec.dtype,
+                    shape: value.shape().to_vec(),
+                    data: value.as_bytes().to_vec(),
+                })
+            })
+            .collect()
+    }
+
+    /// Values per item of the first input (784 for MNIST), when its item shape is fixed.
     pub fn item_len(&self) -> usize {
-        self.item_shape.iter().product()
+        self.inputs[0].item_shape().map_or(0, |s| s.iter().product())
     }
 
+    /// Classes of the first output, `[N, classes]`.
     pub fn classes(&self) -> usize {
-        self.classes
+        self.outputs[0].item_shape().map_or(0, |s| s.iter().product())
     }
 
-    /// Probabilities, `classes` per item, for `input` holding whole items back to back.
-    pub fn run(&self, input: &[f32]) -> Result<Vec<f32>, EngineError> {
+    /// For a float32 classifier (one input `[N, item…]`, first output `[N, classes]`): the
+    /// first output's values for `input` holding whole items back to back.
+    pub fn classify(&self, input: &[f32]) -> Result<Vec<f32>, EngineError> {
         let per_item = self.item_len();
-        if input.is_empty() || !input.len().is_multiple_of(per_item) {
+        if per_item == 0 || input.is_empty() || !input.len().is_multiple_of(per_item) {
             return Err(EngineError::Shape {
                 got: input.len(),
                 per_item,
             });
         }
-        let mut probs = Vec::with_capacity(input.len() / per_item * self.classes);
-        for chunk in input.chunks(MAX_RUN_BATCH * per_item) {
-            probs.extend(self.run_batch(chunk)?);
-        }
-        Ok(probs)
-    }
-
-    /// One tract run over whole items (the single-item plan for one).
-    fn run_batch(&self, input: &[f32]) -> Result<Vec<f32>, EngineError> {
-        let items = input.len() / self.item_len();
-        let mut shape = vec![items];
-        shape.extend_from_slice(&self.item_shape);
-        let run = |e: TractError| EngineError::Run(format!("{e:#}"));
-        let tensor = tract_ndarray::ArrayD::from_shape_vec(shape, input.to_vec())
-            .map_err(|e| EngineError::Run(e.to_string()))?;
-        let runner = if items == 1 { &self.single } else { &self.batch };
-        let outputs = runner.run(Tensor::from(tensor).into()).map_err(run)?;
-        let probs = outputs[0].to_plain_array_view::<f32>().map_err(run)?;
-        Ok(probs.iter().copied().collect())
+        let mut shape = vec![input.len() / per_item];
+        shape.extend(self.inputs[0].item_shape().unwrap_or_default());
+        let tensor = spinfer_model::Tensor::from_f32(self.inputs[0].name.clone(), shape, input)
+            .map_err(|e| EngineError::Input(e.to_string()))?;
+        let outputs = self.run(vec![tensor])?;
+        outputs[0].to_f32().map_err(|e| EngineError::Run(e.to_string()))
     }
 }
 
-/// The dims after the batch dimension, when they are all concrete.
-fn concrete_tail(shape: &ShapeFact) -> Option<Vec<usize>> {
-    shape
+/// The shapes of a single-item run, when every input's only symbol is its first dimension.
+fn single_item(inputs: &[TensorSpec]) -> Option<Vec<Vec<usize>>> {
+    inputs
         .iter()
-        .skip(1)
-        .map(|d| d.as_i64().and_then(|v| usize::try_from(v).ok()))
-        .collect::<Option<Vec<_>>>()
-        .filter(|dims| !dims.is_empty())
+        .map(|spec| {
+            let (first, rest) = spec.shape.split_first()?;
+            if first.fixed().is_some() {
+                return None;
+            }
+            let rest: Option<Vec<usize>> = rest.iter().map(Dim::fixed).collect();
+            Some(std::iter::once(1).chain(rest?).collect())
+        })
+        .collect()
+}
+
+/// Rows `start..end` of the first dimension of `tensor`.
+fn rows(tensor: &spinfer_model::Tensor, start: usize, end: usize) -> spinfer_model::Tensor {
+    let row = tensor.data.len() / tensor.shape[0].max(1);
+    let mut shape = tensor.shape.clone();
+    shape[0] = end - start;
+    spinfer_model::Tensor {
+        name: tensor.name.clone(),
+        dtype: tensor.dtype,
+        shape,
+        data: tensor.data[start * row..end * row].to_vec(),
+    }
 }
 
 /// Index of the largest value.

@@ -8,7 +8,7 @@ use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::Cost;
 use tract_onnx::tract_core::plan::eval;
 
-use crate::{Classifier, EngineError};
+use crate::{EngineError, Model};
 
 /// One node of the optimised batch-1 plan.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -22,7 +22,7 @@ pub struct NodeTime {
 }
 
 /// A profile: each node in plan order, the median of whole runs timed the same way, and the
-/// median of the same item through the serving API ([`Classifier::run`], nodes untimed).
+/// median of the same item through the serving API ([`Model::classify`], nodes untimed).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Profile {
     pub nodes: Vec<NodeTime>,
@@ -35,9 +35,39 @@ fn median_micros(times: &mut [Duration]) -> f64 {
     times.get(times.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e6)
 }
 
-impl Classifier {
+/// The f32 multiply-adds one run of node `id` does, by tract's count.
+fn node_multiply_adds(model: &TypedModel, id: usize) -> TractResult<u64> {
+    let facts = model.node_input_facts(id)?;
+    Ok(model
+        .node(id)
+        .op
+        .cost(&facts)?
+        .iter()
+        .filter(|(cost, _)| *cost == Cost::FMA(DatumType::F32))
+        .filter_map(|(_, count)| count.to_i64().ok())
+        .sum::<i64>() as u64)
+}
+
+impl Model {
+    /// The f32 multiply-adds of one item, by tract's count over the single-item plan (the
+    /// plan itself where every input is fixed); none where symbols are left (a model of
+    /// symbolic height and width).
+    pub fn multiply_adds(&self) -> Option<u64> {
+        let fixed = self.inputs.iter().all(|s| s.shape.iter().all(|d| d.fixed().is_some()));
+        let plan = match &self.single {
+            Some(single) => &single.plan,
+            None if fixed => &self.batch.plan,
+            None => return None,
+        };
+        let model = plan.model();
+        plan.order_without_consts()
+            .iter()
+            .map(|&id| node_multiply_adds(model, id).ok())
+            .sum()
+    }
+
     /// Runs one item `runs` times through the batch-1 plan (after one warm-up run), timing each
-    /// node, then `runs` times through [`Classifier::run`] as a whole. The node timers add a
+    /// node, then `runs` times through [`Model::classify`] as a whole. The node timers add a
     /// little to each run; `run_micros` includes them, `api_micros` does not.
     pub fn profile(&self, item: &[f32], runs: usize) -> Result<Profile, EngineError> {
         let fail = |e: TractError| EngineError::Run(format!("{e:#}"));
@@ -47,10 +77,10 @@ impl Classifier {
                 per_item: self.item_len(),
             });
         }
-        let plan = &self.single.plan;
+        let plan = &self.single.as_ref().unwrap_or(&self.batch).plan;
         let model = plan.model();
         let shape: Vec<usize> = std::iter::once(1)
-            .chain(self.item_shape.iter().copied())
+            .chain(self.inputs[0].item_shape().unwrap_or_default())
             .collect();
         let input: TValue = Tensor::from_shape(&shape, item).map_err(fail)?.into();
         let mut state = TypedSimpleState::new(plan).map_err(fail)?;
@@ -75,15 +105,7 @@ impl Classifier {
         let mut nodes = Vec::new();
         for &id in plan.order_without_consts() {
             let node = model.node(id);
-            let facts = model.node_input_facts(id).map_err(fail)?;
-            let multiply_adds = node
-                .op
-                .cost(&facts)
-                .map_err(fail)?
-                .iter()
-                .filter(|(cost, _)| *cost == Cost::FMA(DatumType::F32))
-                .filter_map(|(_, count)| count.to_i64().ok())
-                .sum::<i64>() as u64;
+            let multiply_adds = node_multiply_adds(model, id).map_err(fail)?;
             nodes.push(NodeTime {
                 node: node.name.clone(),
                 op: node.op.name().to_string(),
@@ -94,7 +116,7 @@ impl Classifier {
         let mut api_times = Vec::with_capacity(runs);
         for _ in 0..runs {
             let started = Instant::now();
-            self.run(item)?;
+            self.classify(item)?;
             api_times.push(started.elapsed());
         }
         Ok(Profile {

@@ -5,14 +5,14 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use spinfer_catalog::Catalog;
-use spinfer_model::{Backend, ModelCard, ModelError};
+use spinfer_model::{Backend, ModelCard, ModelError, Tensor};
 
-use crate::{Classifier, EngineError};
+use crate::{EngineError, Model};
 
 pub struct ModelStore {
     catalog: Catalog,
     /// One slot per catalog entry, same order.
-    loaded: Vec<OnceLock<Result<Classifier, String>>>,
+    loaded: Vec<OnceLock<Result<Model, String>>>,
     /// Models this server was built with that the folder no longer has: 503, not 404.
     missing: Vec<String>,
 }
@@ -51,17 +51,17 @@ impl ModelStore {
         &self.catalog
     }
 
-    /// The model, parsed and optimised on first use.
-    pub fn classifier(&self, name: &str) -> Result<&Classifier, ModelError> {
+    /// The model, parsed and optimised on first use, with the input shapes its card gives.
+    pub fn model(&self, name: &str) -> Result<&Model, ModelError> {
         let index = self
             .catalog
             .entries
             .iter()
             .position(|e| e.card.name == name)
             .ok_or_else(|| self.unknown(name))?;
-        let onnx = &self.catalog.entries[index].onnx;
+        let entry = &self.catalog.entries[index];
         self.loaded[index]
-            .get_or_init(|| Classifier::from_path(onnx).map_err(|e| e.to_string()))
+            .get_or_init(|| Model::from_path_as(&entry.onnx, &entry.card.inputs).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| ModelError::NotReady(format!("model {name:?} cannot be loaded: {e}")))
     }
@@ -71,7 +71,7 @@ impl ModelStore {
         self.catalog
             .entries
             .iter()
-            .try_for_each(|e| self.classifier(&e.card.name).map(|_| ()))
+            .try_for_each(|e| self.model(&e.card.name).map(|_| ()))
     }
 }
 
@@ -93,20 +93,10 @@ impl Backend for ModelStore {
     }
 
     fn ready(&self, model: &str) -> Result<(), ModelError> {
-        self.classifier(model).map(|_| ())
+        self.model(model).map(|_| ())
     }
 
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
-        let classifier = self.classifier(model)?;
-        if input.len() != batch * classifier.item_len() {
-            return Err(ModelError::InvalidInput(format!(
-                "{} values for {batch} items of {}",
-                input.len(),
-                classifier.item_len()
-            )));
-        }
-        classifier
-            .run(input)
-            .map_err(|e| ModelError::Failed(e.to_string()))
+    fn run(&self, model: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ModelError> {
+        Ok(self.model(model)?.run(inputs)?)
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::card::ModelCard;
 use crate::error::ModelError;
+use crate::tensor::Tensor;
 
 pub trait Backend {
     /// Every model this server can serve, with its card, sorted by name.
@@ -15,8 +16,10 @@ pub trait Backend {
     /// Ok when the model is loaded (loading it now if needed); not ready when it cannot be.
     fn ready(&self, model: &str) -> Result<(), ModelError>;
 
-    /// Probabilities, `classes` per item, for `batch` items of `input` laid back to back.
-    fn infer(&self, model: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError>;
+    /// Runs the model on `inputs` (one per graph input, by name) and returns every output of
+    /// the graph, in the card's order. Callers check the inputs against the card first; a
+    /// backend still refuses what its graph cannot take, as invalid input.
+    fn run(&self, model: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ModelError>;
 
     /// The error for a model without a card: not found for a name never served; a backend
     /// that knows the model went missing says not ready.

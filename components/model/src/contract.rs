@@ -1,6 +1,6 @@
-//! The model contract, stated once: what every Spinfer model takes and gives, and where a
-//! component finds it. The exporter writes it into each ONNX graph and card; the components,
-//! the API and the catalog read it from here.
+//! Where a component finds its models and its settings, and the contract of the digit models
+//! trained here (the trainer, the MNIST loader and the exporter use it; the serving path reads
+//! every model's contract from its card instead).
 
 /// The side of the square grayscale image a model takes.
 pub const SIDE: usize = 28;

@@ -14,6 +14,7 @@ pub mod http;
 pub mod predict;
 pub mod preprocess;
 pub mod router;
+pub mod tensors;
 pub mod v2;
 
 pub use cors::AllowedOrigins;

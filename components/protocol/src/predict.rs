@@ -9,8 +9,7 @@ use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
 use crate::preprocess::{self, Input};
 use crate::{MAX_BATCH, MODEL_HEADER, SERVER_TIMING_HEADER};
-use spinfer_model::Backend;
-use spinfer_model::contract::PIXELS;
+use spinfer_model::{Backend, ImageSpec, ModelCard, Tensor};
 
 pub const DEFAULT_TOP_K: usize = 3;
 
@@ -27,24 +26,28 @@ struct PredictBody {
 #[derive(Serialize, Debug, PartialEq)]
 pub struct Ranked {
     pub label: usize,
+    /// The card's name for the class (the index itself when the card names none).
+    pub class: String,
     pub probability: f32,
 }
 
 #[derive(Serialize, Debug, PartialEq)]
 pub struct Prediction {
     pub label: usize,
+    pub class: String,
     pub confidence: f32,
     pub probabilities: Vec<f32>,
     pub top_k: Vec<Ranked>,
 }
 
 impl Prediction {
-    pub fn new(probabilities: &[f32], top_k: usize) -> Prediction {
+    pub fn new(card: &ModelCard, probabilities: &[f32], top_k: usize) -> Prediction {
         let mut order: Vec<usize> = (0..probabilities.len()).collect();
         // Stable, so ties keep the lower label first.
         order.sort_by(|&a, &b| probabilities[b].total_cmp(&probabilities[a]));
         Prediction {
             label: order[0],
+            class: card.label(order[0]),
             confidence: probabilities[order[0]],
             probabilities: probabilities.to_vec(),
             top_k: order
@@ -52,6 +55,7 @@ impl Prediction {
                 .take(top_k)
                 .map(|&label| Ranked {
                     label,
+                    class: card.label(label),
                     probability: probabilities[label],
                 })
                 .collect(),
@@ -67,12 +71,12 @@ pub struct Images {
     pub batch: bool,
 }
 
-pub fn decode(request: &Request) -> Result<Images, ApiError> {
+pub fn decode(spec: &ImageSpec, request: &Request) -> Result<Images, ApiError> {
     let media = request.media_type().unwrap_or_default();
     match media.as_str() {
-        "application/json" => decode_json(request.body),
+        "application/json" => decode_json(spec, request.body),
         "image/png" | "image/jpeg" => Ok(Images {
-            inputs: vec![preprocess::image_to_input(request.body)?],
+            inputs: vec![preprocess::image_to_input(spec, request.body)?],
             batch: false,
         }),
         _ => Err(ApiError::unsupported_media_type(
@@ -81,7 +85,7 @@ pub fn decode(request: &Request) -> Result<Images, ApiError> {
     }
 }
 
-fn decode_json(body: &[u8]) -> Result<Images, ApiError> {
+fn decode_json(spec: &ImageSpec, body: &[u8]) -> Result<Images, ApiError> {
     let body: PredictBody =
         serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))?;
     let single = |input| Images {
@@ -89,7 +93,11 @@ fn decode_json(body: &[u8]) -> Result<Images, ApiError> {
         batch: false,
     };
     match (body.pixels, body.instances, body.image) {
-        (Some(pixels), None, None) => Ok(single(preprocess::pixels_to_input(&pixels, body.normalized)?)),
+        (Some(pixels), None, None) => Ok(single(preprocess::pixels_to_input(
+            spec,
+            &pixels,
+            body.normalized,
+        )?)),
         (None, Some(instances), None) => {
             if instances.is_empty() || instances.len() > MAX_BATCH {
                 return Err(ApiError::bad_request(format!(
@@ -101,7 +109,7 @@ fn decode_json(body: &[u8]) -> Result<Images, ApiError> {
                 .iter()
                 .enumerate()
                 .map(|(i, pixels)| {
-                    preprocess::pixels_to_input(pixels, body.normalized)
+                    preprocess::pixels_to_input(spec, pixels, body.normalized)
                         .map_err(|e| ApiError::bad_request(format!("instance {i}: {}", e.message)))
                 })
                 .collect::<Result<_, _>>()?;
@@ -111,10 +119,11 @@ fn decode_json(body: &[u8]) -> Result<Images, ApiError> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(image.trim())
                 .map_err(|e| ApiError::bad_request(format!("image is not valid base64: {e}")))?;
-            Ok(single(preprocess::image_to_input(&bytes)?))
+            Ok(single(preprocess::image_to_input(spec, &bytes)?))
         }
         _ => Err(ApiError::bad_request(format!(
-            "send exactly one of \"pixels\" ({PIXELS} numbers), \"instances\" (a list of them) or \"image\" (base64 PNG/JPEG)"
+            "send exactly one of \"pixels\" ({} numbers), \"instances\" (a list of them) or \"image\" (base64 PNG/JPEG)",
+            preprocess::values_per_image(spec)
         ))),
     }
 }
@@ -143,15 +152,18 @@ pub fn handle(backend: &dyn Backend, request: &Request) -> Result<Response, ApiE
             .to_string(),
     };
     let card = backend.card(&model).ok_or_else(|| backend.unknown(&model))?;
-    let version = card.version.clone();
-    let classes = card.labels.len();
+    let (spec, classes) = card.image_classifier().ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "model {model:?} is not an image classifier (its card has no image block and [N, classes] output); \
+             use POST /v2/models/{model}/infer"
+        ))
+    })?;
     let top_k = top_k(request, classes)?;
 
     let started = Instant::now();
-    let Images { inputs, batch } = decode(request)?;
+    let Images { inputs, batch } = decode(spec, request)?;
     let decoded = Instant::now();
-    let flat: Vec<f32> = inputs.iter().flatten().copied().collect();
-    let probs = backend.infer(&model, &flat, inputs.len())?;
+    let probs = run(backend, card, spec, &inputs)?;
     let timing = Timing::between(started, decoded, Instant::now());
     if probs.len() != inputs.len() * classes {
         return Err(ApiError::internal(format!(
@@ -160,19 +172,54 @@ pub fn handle(backend: &dyn Backend, request: &Request) -> Result<Response, ApiE
             inputs.len()
         )));
     }
-    let mut predictions: Vec<Prediction> = probs.chunks(classes).map(|p| Prediction::new(p, top_k)).collect();
+    let mut predictions: Vec<Prediction> = probs
+        .chunks(classes)
+        .map(|p| Prediction::new(card, p, top_k))
+        .collect();
     let body = if batch {
-        serde_json::json!({ "model": model, "model_version": version, "predictions": predictions })
+        serde_json::json!({ "model": model, "model_version": card.version, "predictions": predictions })
     } else {
         let p = predictions.remove(0);
         serde_json::json!({
-            "model": model, "model_version": version, "label": p.label, "confidence": p.confidence,
-            "probabilities": p.probabilities, "top_k": p.top_k,
+            "model": model, "model_version": card.version, "label": p.label, "class": p.class,
+            "confidence": p.confidence, "probabilities": p.probabilities, "top_k": p.top_k,
         })
     };
     Ok(Response::json(::http::StatusCode::OK, &body)
         .with_header(SERVER_TIMING_HEADER, timing.header())
         .with_header(MODEL_HEADER, model))
+}
+
+/// The first output's values for every picture: one run for them all, or one each where the
+/// model's batch is fixed.
+fn run(
+    backend: &dyn Backend,
+    card: &ModelCard,
+    spec: &ImageSpec,
+    inputs: &[Vec<f32>],
+) -> Result<Vec<f32>, ApiError> {
+    let input = &card.inputs[0];
+    let output = &card.outputs[0];
+    let shape = spec.shape();
+    let fixed_batch = input.shape.first().and_then(|d| d.fixed()).is_some();
+    let groups: Vec<&[Vec<f32>]> = if fixed_batch {
+        inputs.chunks(1).collect()
+    } else {
+        vec![inputs]
+    };
+    let mut probs = Vec::new();
+    for group in groups {
+        let mut batch_shape = shape.clone();
+        batch_shape[0] = group.len();
+        let flat: Vec<f32> = group.iter().flatten().copied().collect();
+        let tensor = Tensor::from_f32(input.name.clone(), batch_shape, &flat)?;
+        let outputs = backend.run(&card.name, vec![tensor])?;
+        let values = outputs.iter().find(|t| t.name == output.name).ok_or_else(|| {
+            ApiError::internal(format!("model {:?} returned no {:?}", card.name, output.name))
+        })?;
+        probs.extend(values.to_f32()?);
+    }
+    Ok(probs)
 }
 
 #[cfg(test)]
@@ -181,7 +228,12 @@ mod tests {
 
     #[test]
     fn prediction_ranks_probabilities() {
-        let p = Prediction::new(&[0.1, 0.6, 0.3], 2);
+        let card = ModelCard::from_json(
+            br#"{"name":"m","version":"1","sha256":"","inputs":[],"outputs":[],"labels":["a","b","c"]}"#,
+        )
+        .unwrap();
+        let p = Prediction::new(&card, &[0.1, 0.6, 0.3], 2);
+        assert_eq!(p.class, "b");
         assert_eq!(p.label, 1);
         assert_eq!(p.confidence, 0.6);
         assert_eq!(
@@ -189,10 +241,12 @@ mod tests {
             vec![
                 Ranked {
                     label: 1,
+                    class: "b".into(),
                     probability: 0.6
                 },
                 Ranked {
                     label: 2,
+                    class: "c".into(),
                     probability: 0.3
                 }
             ]
@@ -201,7 +255,9 @@ mod tests {
 
     #[test]
     fn json_bodies_decode() {
-        let pixels = vec![0.0; PIXELS];
+        let spec: ImageSpec = serde_json::from_str(r#"{"height":28,"width":28,"channels":1}"#).unwrap();
+        let decode_json = |body: &[u8]| decode_json(&spec, body);
+        let pixels = vec![0.0; 784];
         let one = serde_json::to_vec(&serde_json::json!({ "pixels": pixels })).unwrap();
         assert!(!decode_json(&one).unwrap().batch);
         let two = serde_json::to_vec(&serde_json::json!({ "instances": [pixels, pixels] })).unwrap();

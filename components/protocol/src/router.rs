@@ -201,7 +201,11 @@ mod tests {
             fn ready(&self, _: &str) -> Result<(), spinfer_model::ModelError> {
                 Ok(())
             }
-            fn infer(&self, _: &str, _: &[f32], _: usize) -> Result<Vec<f32>, spinfer_model::ModelError> {
+            fn run(
+                &self,
+                _: &str,
+                _: Vec<spinfer_model::Tensor>,
+            ) -> Result<Vec<spinfer_model::Tensor>, spinfer_model::ModelError> {
                 Err(spinfer_model::ModelError::NotReady("no models".into()))
             }
         }

@@ -7,29 +7,39 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::http::{Request, Response, Timing};
+use crate::tensors;
 use crate::{BINARY_HEADER, MAX_BATCH, MODEL_HEADER, SERVER_TIMING_HEADER};
-use spinfer_model::Backend;
-use spinfer_model::ModelCard;
+use spinfer_model::{Backend, ModelCard, Tensor, TensorSpec};
 
 pub fn server_metadata() -> Value {
     json!({ "name": "spinfer", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"] })
 }
 
-fn datatype(dtype: &str) -> &str {
-    match dtype {
-        "float32" => "FP32",
-        other => other,
-    }
+fn tensor_metadata(spec: &TensorSpec) -> Value {
+    json!({ "name": spec.name, "datatype": spec.dtype.oip(), "shape": spec.oip_shape() })
 }
 
+/// The model's metadata: its inputs and outputs, and, as parameters, what `/predict` uses (its
+/// labels and image block) where the card has them.
 pub fn model_metadata(card: &ModelCard) -> Value {
-    json!({
+    let mut meta = json!({
         "name": card.name,
         "versions": [card.version],
         "platform": "onnx",
-        "inputs": [{ "name": card.input.name, "datatype": datatype(&card.input.dtype), "shape": card.input.shape }],
-        "outputs": [{ "name": card.output.name, "datatype": datatype(&card.output.dtype), "shape": card.output.shape }],
-    })
+        "inputs": card.inputs.iter().map(tensor_metadata).collect::<Vec<_>>(),
+        "outputs": card.outputs.iter().map(tensor_metadata).collect::<Vec<_>>(),
+    });
+    let mut parameters = Map::new();
+    if !card.labels.is_empty() {
+        parameters.insert("labels".into(), json!(card.labels));
+    }
+    if let Some(image) = &card.image {
+        parameters.insert("image".into(), json!(image));
+    }
+    if !parameters.is_empty() {
+        meta["parameters"] = Value::Object(parameters);
+    }
+    meta
 }
 
 #[derive(Deserialize)]
@@ -80,116 +90,126 @@ fn split_body<'a>(request: &Request<'a>) -> Result<(&'a [u8], &'a [u8]), ApiErro
     }
 }
 
-fn flatten(value: &Value, out: &mut Vec<f32>) -> Result<(), ApiError> {
-    match value {
-        Value::Array(items) => items.iter().try_for_each(|item| flatten(item, out)),
-        Value::Number(n) => {
-            let v = n
-                .as_f64()
-                .filter(|v| v.is_finite() && v.abs() <= f64::from(f32::MAX));
-            out.push(
-                v.ok_or_else(|| ApiError::bad_request(format!("{n} is not a finite FP32 value")))? as f32,
-            );
-            Ok(())
-        }
-        other => Err(ApiError::bad_request(format!(
-            "tensor data must hold numbers, found {other}"
-        ))),
-    }
-}
-
 fn wants_binary(parameters: &Map<String, Value>, key: &str) -> bool {
     parameters.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-/// Checks the one input tensor and returns its values and batch size.
-fn input_values(
-    card: &ModelCard,
-    request: &InferRequest,
-    binary: &[u8],
-) -> Result<(Vec<f32>, usize), ApiError> {
-    let [input] = request.inputs.as_slice() else {
+/// The shape the client sent, checked against the graph's input: the same rank, each fixed
+/// size equal, every size at least 1, a symbolic first dimension (the batch) at most
+/// [`MAX_BATCH`]; returns it with its element count.
+fn input_shape(spec: &TensorSpec, sent: &[i64]) -> Result<(Vec<usize>, usize), ApiError> {
+    let wrong = || {
+        ApiError::bad_request(format!(
+            "input {:?} shape {sent:?} does not match {:?} (batch 1 to {MAX_BATCH})",
+            spec.name,
+            spec.oip_shape()
+        ))
+    };
+    let shape: Vec<usize> = sent
+        .iter()
+        .map(|&d| usize::try_from(d).ok().filter(|&d| d >= 1))
+        .collect::<Option<_>>()
+        .ok_or_else(wrong)?;
+    let batch_ok = match (spec.shape.first(), shape.first()) {
+        (Some(first), Some(&n)) if first.fixed().is_none() => n <= MAX_BATCH,
+        _ => true,
+    };
+    if !spec.accepts(&shape) || !batch_ok {
+        return Err(wrong());
+    }
+    let count = spinfer_model::tensor::elements(&shape).ok_or_else(wrong)?;
+    Ok((shape, count))
+}
+
+/// Checks each input tensor against the card's and returns them as tensors, in the card's
+/// order; the binary section is read in the order the inputs were sent.
+fn input_tensors(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Result<Vec<Tensor>, ApiError> {
+    let names = || {
+        card.inputs
+            .iter()
+            .map(|s| format!("{:?}", s.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if request.inputs.len() != card.inputs.len() {
         return Err(ApiError::bad_request(format!(
-            "expected exactly one input tensor {:?}, got {}",
-            card.input.name,
+            "expected {} input tensor(s) ({}), got {}",
+            card.inputs.len(),
+            names(),
             request.inputs.len()
         )));
-    };
-    if input.name != card.input.name {
-        return Err(ApiError::bad_request(format!(
-            "unknown input {:?}; the model's input is {:?}",
-            input.name, card.input.name
-        )));
     }
-    if input.datatype != datatype(&card.input.dtype) {
-        return Err(ApiError::bad_request(format!(
-            "input datatype {} is not supported; use {}",
-            input.datatype,
-            datatype(&card.input.dtype)
-        )));
-    }
-    let expected = &card.input.shape;
-    let shape_ok = input.shape.len() == expected.len()
-        && input
-            .shape
-            .iter()
-            .zip(expected)
-            .all(|(&got, &want)| want == -1 || got == want)
-        && input
-            .shape
-            .first()
-            .is_some_and(|&n| (1..=MAX_BATCH as i64).contains(&n));
-    if !shape_ok {
-        return Err(ApiError::bad_request(format!(
-            "input shape {:?} does not match {expected:?} (batch 1 to {MAX_BATCH})",
-            input.shape
-        )));
-    }
-    let batch = input.shape[0] as usize;
-    let count: usize = input.shape.iter().map(|&d| d as usize).product();
-    let values = match (&input.data, input.parameters.get("binary_data_size")) {
-        (Some(data), None) => {
-            let mut values = Vec::with_capacity(count);
-            flatten(data, &mut values)?;
-            values
+    let mut rest = binary;
+    let mut tensors = Vec::with_capacity(request.inputs.len());
+    for input in &request.inputs {
+        let spec = card.inputs.iter().find(|s| s.name == input.name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unknown input {:?}; the model's inputs are {}",
+                input.name,
+                names()
+            ))
+        })?;
+        if tensors.iter().any(|t: &Tensor| t.name == input.name) {
+            return Err(ApiError::bad_request(format!(
+                "input {:?} is sent twice",
+                input.name
+            )));
         }
-        (None, Some(size)) => {
-            let size = size
-                .as_u64()
-                .ok_or_else(|| ApiError::bad_request("binary_data_size must be a byte count"))?
-                as usize;
-            if size != count * 4 || binary.len() != size {
-                return Err(ApiError::bad_request(format!(
-                    "binary input must be {} bytes ({count} FP32 values); binary_data_size is {size}, body carries {}",
-                    count * 4,
-                    binary.len()
-                )));
+        if input.datatype != spec.dtype.oip() {
+            return Err(ApiError::bad_request(format!(
+                "input {:?} datatype {} is not supported; use {}",
+                input.name,
+                input.datatype,
+                spec.dtype.oip()
+            )));
+        }
+        let (shape, count) = input_shape(spec, &input.shape)?;
+        let bytes = count
+            .checked_mul(spec.dtype.size())
+            .ok_or_else(|| ApiError::bad_request("input too large"))?;
+        let data = match (&input.data, input.parameters.get("binary_data_size")) {
+            (Some(data), None) => tensors::from_json(spec.dtype, data, count)?,
+            (None, Some(size)) => {
+                let size = size
+                    .as_u64()
+                    .ok_or_else(|| ApiError::bad_request("binary_data_size must be a byte count"))?;
+                if size != bytes as u64 || rest.len() < bytes {
+                    return Err(ApiError::bad_request(format!(
+                        "binary input {:?} must be {bytes} bytes ({count} {} values); binary_data_size is {size}, the body has {} left",
+                        input.name,
+                        spec.dtype.oip(),
+                        rest.len()
+                    )));
+                }
+                let (data, after) = rest.split_at(bytes);
+                rest = after;
+                tensors::check_binary(spec.dtype, &input.name, data)?;
+                data.to_vec()
             }
-            let values: Vec<f32> = binary
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect();
-            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(ApiError::bad_request(format!(
-                    "binary input value {i} is not finite"
-                )));
+            _ => {
+                return Err(ApiError::bad_request(
+                    "input needs either \"data\" or a binary_data_size parameter with binary data",
+                ));
             }
-            values
+        };
+        if data.len() != bytes {
+            return Err(ApiError::bad_request(format!(
+                "input {:?} data has {} values; shape {:?} needs {count}",
+                input.name,
+                data.len() / spec.dtype.size(),
+                input.shape
+            )));
         }
-        _ => {
-            return Err(ApiError::bad_request(
-                "input needs either \"data\" or a binary_data_size parameter with binary data",
-            ));
-        }
-    };
-    if values.len() != count {
+        tensors.push(Tensor::new(input.name.clone(), spec.dtype, shape, data)?);
+    }
+    if !rest.is_empty() {
         return Err(ApiError::bad_request(format!(
-            "input data has {} values; shape {:?} needs {count}",
-            values.len(),
-            input.shape
+            "the body carries {} bytes of binary data that no input claims",
+            rest.len()
         )));
     }
-    Ok((values, batch))
+    tensors.sort_by_key(|t| card.inputs.iter().position(|s| s.name == t.name));
+    Ok(tensors)
 }
 
 pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Result<Response, ApiError> {
@@ -205,41 +225,61 @@ pub fn infer(backend: &dyn Backend, card: &ModelCard, request: &Request) -> Resu
     let (header, binary) = split_body(request)?;
     let infer: InferRequest = serde_json::from_slice(header)
         .map_err(|e| ApiError::bad_request(format!("invalid inference request: {e}")))?;
-    if let Some(out) = infer.outputs.iter().find(|o| o.name != card.output.name) {
+    if let Some(out) = infer
+        .outputs
+        .iter()
+        .find(|o| !card.outputs.iter().any(|s| s.name == o.name))
+    {
+        let names: Vec<&str> = card.outputs.iter().map(|s| s.name.as_str()).collect();
         return Err(ApiError::bad_request(format!(
-            "unknown output {:?}; the model's output is {:?}",
-            out.name, card.output.name
+            "unknown output {:?}; the model's outputs are {names:?}",
+            out.name
         )));
     }
-    let (values, batch) = input_values(card, &infer, binary)?;
+    let inputs = input_tensors(card, &infer, binary)?;
     let decoded = Instant::now();
-    let probs = backend.infer(&card.name, &values, batch)?;
+    let outputs = backend.run(&card.name, inputs)?;
     let timing = Timing::between(started, decoded, Instant::now());
 
-    let classes = probs.len() / batch;
-    let binary_out = wants_binary(&infer.parameters, "binary_data_output")
-        || infer
+    // The outputs asked for, in the order asked; all of them, in the graph's order, when none is.
+    let chosen: Vec<(&Tensor, bool)> = if infer.outputs.is_empty() {
+        let binary = wants_binary(&infer.parameters, "binary_data_output");
+        outputs.iter().map(|t| (t, binary)).collect()
+    } else {
+        infer
             .outputs
             .iter()
-            .any(|o| wants_binary(&o.parameters, "binary_data"));
-    let mut output = json!({
-        "name": card.output.name,
-        "datatype": datatype(&card.output.dtype),
-        "shape": [batch, classes],
-    });
-    if binary_out {
-        output["parameters"] = json!({ "binary_data_size": probs.len() * 4 });
-    } else {
-        output["data"] = json!(probs);
-    }
-    let mut body = json!({ "model_name": card.name, "model_version": card.version, "outputs": [output] });
+            .filter_map(|o| {
+                let tensor = outputs.iter().find(|t| t.name == o.name)?;
+                let binary = wants_binary(&o.parameters, "binary_data")
+                    || wants_binary(&infer.parameters, "binary_data_output");
+                Some((tensor, binary))
+            })
+            .collect()
+    };
+    let mut tail = Vec::new();
+    let described: Vec<Value> = chosen
+        .iter()
+        .map(|&(tensor, binary)| {
+            let mut output =
+                json!({ "name": tensor.name, "datatype": tensor.dtype.oip(), "shape": tensor.shape });
+            if binary {
+                output["parameters"] = json!({ "binary_data_size": tensor.data.len() });
+                tail.extend_from_slice(&tensor.data);
+            } else {
+                output["data"] = tensors::to_json(tensor);
+            }
+            output
+        })
+        .collect();
+    let mut body = json!({ "model_name": card.name, "model_version": card.version, "outputs": described });
     if let Some(id) = infer.id {
         body["id"] = json!(id);
     }
-    let response = if binary_out {
+    let response = if chosen.iter().any(|&(_, binary)| binary) {
         let mut bytes = serde_json::to_vec(&body).expect("serialises");
         let header_len = bytes.len();
-        bytes.extend(probs.iter().flat_map(|p| p.to_le_bytes()));
+        bytes.extend(tail);
         Response {
             status: ::http::StatusCode::OK,
             headers: vec![

@@ -9,9 +9,11 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use proptest::prelude::*;
-use spinfer_model::contract::PIXELS;
-use spinfer_model::{Backend, ModelCard, ModelError};
+use spinfer_model::{Backend, ModelCard, ModelError, Tensor};
 use spinfer_protocol::{Request, Response, handle};
+
+/// Values of one digit image (28 × 28), as the committed cards give it.
+const PIXELS: usize = 784;
 
 /// Counts this thread's live heap bytes and their peak, so a property can bound what a decoder
 /// allocates (proptest runs each property's cases on one thread).
@@ -57,11 +59,15 @@ impl Backend for Uniform {
     fn ready(&self, _: &str) -> Result<(), ModelError> {
         Ok(())
     }
-    fn infer(&self, _: &str, input: &[f32], batch: usize) -> Result<Vec<f32>, ModelError> {
-        assert_eq!(input.len(), batch * PIXELS, "the decoder passed a whole batch");
+    fn run(&self, _: &str, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, ModelError> {
+        let [input] = inputs.as_slice() else {
+            panic!("the decoder passed {} tensors for one input", inputs.len());
+        };
+        let batch = input.shape[0];
+        assert_eq!(input.shape[1..], [1, 28, 28], "the decoder passed a whole batch");
         // The Open Inference Protocol takes any finite FP32 tensor; `/predict` only [0, 1].
-        assert!(input.iter().all(|v| v.is_finite()), "inputs are finite");
-        Ok(vec![0.1; batch * 10])
+        assert!(input.to_f32()?.iter().all(|v| v.is_finite()), "inputs are finite");
+        Tensor::from_f32("probs", vec![batch, 10], &vec![0.1; batch * 10]).map(|t| vec![t])
     }
 }
 

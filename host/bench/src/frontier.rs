@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Result;
 use bytes::Bytes;
 use spinfer_catalog::Catalog;
-use spinfer_engine::{Classifier, argmax};
+use spinfer_engine::{Model, argmax};
 use spinfer_model::contract::{CLASSES, DEFAULT_MODEL_VARIABLE, MODELS_DIR};
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
 use tokio::net::TcpListener;
@@ -53,11 +53,11 @@ pub fn run(config: &FrontierConfig) -> Result<Vec<Point>> {
         let name = entry.card.name.clone();
         let onnx = std::fs::read(&entry.onnx)?;
         let cost = spinfer_engine::cost::cost(&onnx)?;
-        let classifier = Classifier::from_onnx(&onnx)?;
+        let classifier = Model::from_onnx(&onnx)?;
         let mut correct = 0;
         for start in (0..test.len()).step_by(1000) {
             let end = (start + 1000).min(test.len());
-            let probs = classifier.run(&test.normalized(start..end))?;
+            let probs = classifier.classify(&test.normalized(start..end))?;
             correct += probs
                 .chunks(CLASSES)
                 .zip(&test.labels[start..end])

@@ -211,7 +211,7 @@ pub fn run(config: &BenchConfig) -> Result<String> {
 
     // Native tract, batch 1, in process: the reference for the wasm inference time.
     let onnx = setup.models.join(format!("{model}.onnx"));
-    let native = spinfer_engine::Classifier::from_path(&onnx)?;
+    let native = spinfer_engine::Model::from_path(&onnx)?;
     let native_ms = probes::native_inference_ms(&native, &test.normalized([0]), 200)?;
 
     let options = LoadOptions {

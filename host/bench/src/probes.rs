@@ -56,11 +56,11 @@ pub fn cold_start(
 }
 
 /// Median of `n` runs of native tract on `input`, in ms.
-pub fn native_inference_ms(classifier: &spinfer_engine::Classifier, input: &[f32], n: usize) -> Result<f64> {
+pub fn native_inference_ms(classifier: &spinfer_engine::Model, input: &[f32], n: usize) -> Result<f64> {
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let started = Instant::now();
-        classifier.run(input)?;
+        classifier.classify(input)?;
         samples.push(started.elapsed().as_secs_f64() * 1e3);
     }
     Ok(median(samples))

@@ -6,7 +6,7 @@ mod commands;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-/// Train, export and serve the Spinfer MNIST model as a WebAssembly function.
+/// Train, import and serve ONNX models as a WebAssembly function.
 #[derive(Parser)]
 #[command(name = "spinfer", version, about)]
 struct Cli {
@@ -22,8 +22,11 @@ enum Command {
     /// Evaluate an ONNX model with native tract on the 10k MNIST test set.
     #[cfg(feature = "train")]
     Eval(commands::eval::EvalCommand),
-    /// Classify one image (PNG/JPEG) or one test-set image with native tract.
+    /// Classify one image (PNG/JPEG) with any image classifier's card, or one MNIST test-set
+    /// image, with native tract.
     Predict(commands::predict::PredictCommand),
+    /// Copy any ONNX model tract can run into a models folder, with a card read from its graph.
+    Import(commands::import::ImportCommand),
     /// Serve a Spin app's HTTP components on an embedded wasmtime (no Spin needed).
     Up(commands::up::UpCommand),
     /// Benchmark `/predict` in every serving mode side by side.
@@ -61,6 +64,7 @@ fn main() -> Result<()> {
         #[cfg(feature = "train")]
         Command::Eval(command) => command.run(),
         Command::Predict(command) => command.run(),
+        Command::Import(command) => command.run(),
         Command::Up(command) => command.run(),
         Command::Bench(command) => command.run(),
         Command::Stress(command) => command.run(),

@@ -31,6 +31,7 @@ use std::str::FromStr;
 
 use anyhow::Result;
 use spinfer_catalog::{Catalog, CatalogEntry};
+use spinfer_model::{DType, TensorSpec};
 use wasmtime_wasi_nn::backend::{BackendError, BackendExecutionContext, BackendGraph, Id, NamedTensor};
 use wasmtime_wasi_nn::wit::TensorType;
 use wasmtime_wasi_nn::{ExecutionContext, Graph, Tensor};
@@ -124,9 +125,10 @@ pub fn load(models: &Path, options: &NnOptions) -> Result<HashMap<String, Graph>
     let catalog = Catalog::open(models, None)?;
     let mut graphs = HashMap::new();
     for entry in &catalog.entries {
+        let signature = Signature::of_card(entry);
         let graph: Box<dyn BackendGraph> = match options.backend {
-            NnBackend::Tract => tract::graph(&entry.onnx, Signature::of_card(entry)?, options.target)?,
-            NnBackend::Ort => ort::graph(&entry.onnx, options.target)?,
+            NnBackend::Tract => tract::graph(&entry.onnx, signature, options.target)?,
+            NnBackend::Ort => ort::graph(&entry.onnx, signature, options.target)?,
         };
         graphs.insert(entry.card.name.clone(), Graph::from(graph));
     }
@@ -139,127 +141,172 @@ pub fn load(models: &Path, options: &NnOptions) -> Result<HashMap<String, Graph>
     Ok(graphs)
 }
 
-/// What a graph takes and gives: FP32 `[N, item_shape…]` in, FP32 `[N, classes]` out under
-/// `output_name`.
+/// What a graph takes and gives, as its card records it: every input and output.
 #[derive(Clone, Debug)]
 pub(crate) struct Signature {
-    pub(crate) item_shape: Vec<usize>,
-    pub(crate) output_name: String,
+    pub(crate) inputs: Vec<TensorSpec>,
+    pub(crate) outputs: Vec<TensorSpec>,
 }
 
 impl Signature {
-    /// What a model's card records of its graph (the batch dimension first).
-    fn of_card(entry: &CatalogEntry) -> Result<Signature> {
-        let card = &entry.card;
-        let item_shape = card
-            .input
-            .shape
-            .iter()
-            .skip(1)
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<Vec<usize>, _>>()
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "model {:?}: input shape {:?} is not fixed past the batch",
-                    card.name,
-                    card.input.shape
-                )
-            })?;
-        Ok(Signature {
-            item_shape,
-            output_name: card.output.name.clone(),
-        })
+    fn of_card(entry: &CatalogEntry) -> Signature {
+        Signature {
+            inputs: entry.card.inputs.clone(),
+            outputs: entry.card.outputs.clone(),
+        }
     }
 
-    fn item_len(&self) -> usize {
-        self.item_shape.iter().product()
+    /// Refuses a backend's view of the graph that is not the card's: other input or output
+    /// names, or other element types.
+    pub(crate) fn check(
+        &self,
+        onnx: &Path,
+        inputs: &[(String, DType)],
+        outputs: &[(String, DType)],
+    ) -> Result<()> {
+        let card = |specs: &[TensorSpec]| {
+            specs
+                .iter()
+                .map(|s| (s.name.clone(), s.dtype))
+                .collect::<Vec<_>>()
+        };
+        anyhow::ensure!(
+            card(&self.inputs) == inputs && card(&self.outputs) == outputs,
+            "{}: the graph takes {inputs:?} and gives {outputs:?}; its card says {:?} and {:?}",
+            onnx.display(),
+            card(&self.inputs),
+            card(&self.outputs)
+        );
+        Ok(())
     }
 
-    fn expected(&self) -> String {
-        let dims: Vec<String> = self.item_shape.iter().map(usize::to_string).collect();
-        format!("FP32 [N,{}]", dims.join(","))
+    fn expected(spec: &TensorSpec) -> String {
+        format!("{} {:?}", spec.dtype.oip(), spec.oip_shape())
     }
 }
 
-/// Checks a wasi-nn input tensor against `signature` and returns its values and batch size.
-fn input_values(tensor: &Tensor, signature: &Signature) -> Result<(Vec<f32>, usize), BackendError> {
-    if tensor.ty != TensorType::Fp32 {
+/// The wasi-nn type of an element type, where wasi-nn has one.
+fn tensor_type(dtype: DType) -> Option<TensorType> {
+    Some(match dtype {
+        DType::Float16 => TensorType::Fp16,
+        DType::Float32 => TensorType::Fp32,
+        DType::Float64 => TensorType::Fp64,
+        DType::Uint8 => TensorType::U8,
+        DType::Int32 => TensorType::I32,
+        DType::Int64 => TensorType::I64,
+        _ => return None,
+    })
+}
+
+fn access(message: String) -> BackendError {
+    BackendError::BackendAccess(wasmtime::Error::msg(message))
+}
+
+/// A wasi-nn input tensor as the model's input `spec`, checked against it.
+fn model_tensor(spec: &TensorSpec, tensor: &Tensor) -> Result<spinfer_model::Tensor, BackendError> {
+    if tensor_type(spec.dtype) != Some(tensor.ty) {
         return Err(BackendError::UnsupportedTensorType(format!(
-            "{:?}; the model takes {}",
+            "{:?}; input {:?} takes {}",
             tensor.ty,
-            signature.expected()
+            spec.name,
+            Signature::expected(spec)
         )));
     }
-    let elements: usize = tensor.dimensions.iter().map(|&d| d as usize).product();
-    let batch = tensor.dimensions.first().copied().unwrap_or(0) as usize;
-    if batch == 0 || elements != batch * signature.item_len() || tensor.data.len() != elements * 4 {
-        return Err(BackendError::BackendAccess(wasmtime::Error::msg(format!(
-            "tensor of dimensions {:?} with {} bytes does not fit {}",
+    let shape: Vec<usize> = tensor.dimensions.iter().map(|&d| d as usize).collect();
+    if !spec.accepts(&shape) || shape.first() == Some(&0) {
+        return Err(access(format!(
+            "tensor of dimensions {:?} does not fit input {:?}, {}",
             tensor.dimensions,
-            tensor.data.len(),
-            signature.expected()
-        ))));
+            spec.name,
+            Signature::expected(spec)
+        )));
     }
-    let values = tensor
-        .data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    Ok((values, batch))
+    spinfer_model::Tensor::new(spec.name.clone(), spec.dtype, shape, tensor.data.clone())
+        .map_err(|e| access(e.to_string()))
 }
 
-/// An FP32 `[batch, classes]` output tensor.
-fn output_tensor(probs: &[f32], batch: usize) -> Tensor {
-    Tensor::new(
-        vec![batch as u32, (probs.len() / batch.max(1)) as u32],
-        TensorType::Fp32,
-        probs.iter().flat_map(|p| p.to_le_bytes()).collect(),
-    )
+/// A model's output as a wasi-nn tensor.
+fn wasi_tensor(tensor: spinfer_model::Tensor) -> Result<Tensor, BackendError> {
+    let ty = tensor_type(tensor.dtype).ok_or_else(|| {
+        BackendError::UnsupportedTensorType(format!("output {:?} is {}", tensor.name, tensor.dtype))
+    })?;
+    let dims = tensor
+        .shape
+        .iter()
+        .map(|&d| u32::try_from(d))
+        .collect::<Result<Vec<u32>, _>>();
+    let dims = dims.map_err(|_| access(format!("output {:?} is too large", tensor.name)))?;
+    Ok(Tensor::new(dims, ty, tensor.data))
 }
 
-/// A graph's execution context, generic over how a batch is run.
+/// A graph's execution context, generic over how the model is run: inputs set by name or
+/// index, outputs read the same way.
 pub(crate) struct Context<F> {
     run: F,
     signature: Signature,
-    input: Option<Tensor>,
-    output: Option<Tensor>,
+    inputs: Vec<Option<spinfer_model::Tensor>>,
+    outputs: Vec<spinfer_model::Tensor>,
 }
 
 impl<F> Context<F>
 where
-    F: Fn(&[f32], usize) -> Result<Vec<f32>, String> + Send + Sync + 'static,
+    F: Fn(Vec<spinfer_model::Tensor>) -> Result<Vec<spinfer_model::Tensor>, String> + Send + Sync + 'static,
 {
     pub(crate) fn boxed(run: F, signature: Signature) -> ExecutionContext {
         let context: Box<dyn BackendExecutionContext> = Box::new(Context {
             run,
+            inputs: vec![None; signature.inputs.len()],
+            outputs: Vec::new(),
             signature,
-            input: None,
-            output: None,
         });
         ExecutionContext::from(context)
     }
 
-    fn run_input(&mut self, input: &Tensor) -> Result<Tensor, BackendError> {
-        let (values, batch) = input_values(input, &self.signature)?;
-        let probs =
-            (self.run)(&values, batch).map_err(|e| BackendError::BackendAccess(wasmtime::Error::msg(e)))?;
-        Ok(output_tensor(&probs, batch))
+    /// The position of the input or output `id` names among `specs`.
+    fn position(specs: &[TensorSpec], id: &Id) -> Result<usize, BackendError> {
+        let found = match id {
+            Id::Index(i) => (*i as usize) < specs.len(),
+            Id::Name(name) => specs.iter().any(|s| &s.name == name),
+        };
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        if !found {
+            return Err(access(format!("no tensor {id:?}; the model has {names:?}")));
+        }
+        Ok(match id {
+            Id::Index(i) => *i as usize,
+            Id::Name(name) => names.iter().position(|n| n == name).unwrap_or_default(),
+        })
+    }
+
+    fn run_inputs(&mut self) -> Result<Vec<spinfer_model::Tensor>, BackendError> {
+        let inputs = std::mem::replace(&mut self.inputs, vec![None; self.signature.inputs.len()]);
+        let inputs = inputs
+            .into_iter()
+            .zip(&self.signature.inputs)
+            .map(|(t, spec)| t.ok_or_else(|| access(format!("input {:?} was not set", spec.name))))
+            .collect::<Result<Vec<_>, _>>()?;
+        (self.run)(inputs).map_err(access)
     }
 }
 
 impl<F> BackendExecutionContext for Context<F>
 where
-    F: Fn(&[f32], usize) -> Result<Vec<f32>, String> + Send + Sync + 'static,
+    F: Fn(Vec<spinfer_model::Tensor>) -> Result<Vec<spinfer_model::Tensor>, String> + Send + Sync + 'static,
 {
-    fn set_input(&mut self, _id: Id, tensor: &Tensor) -> Result<(), BackendError> {
-        self.input = Some(tensor.clone());
+    fn set_input(&mut self, id: Id, tensor: &Tensor) -> Result<(), BackendError> {
+        let at = Self::position(&self.signature.inputs, &id)?;
+        self.inputs[at] = Some(model_tensor(&self.signature.inputs[at], tensor)?);
         Ok(())
     }
 
-    fn get_output(&mut self, _id: Id) -> Result<Tensor, BackendError> {
-        self.output
-            .clone()
-            .ok_or_else(|| BackendError::BackendAccess(wasmtime::Error::msg("compute has not run")))
+    fn get_output(&mut self, id: Id) -> Result<Tensor, BackendError> {
+        let at = Self::position(&self.signature.outputs, &id)?;
+        let output = self
+            .outputs
+            .get(at)
+            .cloned()
+            .ok_or_else(|| access("compute has not run".into()))?;
+        wasi_tensor(output)
     }
 
     fn compute(
@@ -268,24 +315,22 @@ where
     ) -> Result<Option<Vec<NamedTensor>>, BackendError> {
         match inputs {
             Some(inputs) => {
-                let [input] = inputs.as_slice() else {
-                    return Err(BackendError::BackendAccess(wasmtime::Error::msg(format!(
-                        "expected one input tensor, got {}",
-                        inputs.len()
-                    ))));
-                };
-                let tensor = self.run_input(&input.tensor)?;
-                Ok(Some(vec![NamedTensor {
-                    name: self.signature.output_name.clone(),
-                    tensor,
-                }]))
+                for input in &inputs {
+                    self.set_input(Id::Name(input.name.clone()), &input.tensor)?;
+                }
+                self.run_inputs()?
+                    .into_iter()
+                    .map(|t| {
+                        Ok(NamedTensor {
+                            name: t.name.clone(),
+                            tensor: wasi_tensor(t)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, BackendError>>()
+                    .map(Some)
             }
             None => {
-                let input = self
-                    .input
-                    .take()
-                    .ok_or_else(|| BackendError::BackendAccess(wasmtime::Error::msg("no input was set")))?;
-                self.output = Some(self.run_input(&input)?);
+                self.outputs = self.run_inputs()?;
                 Ok(None)
             }
         }

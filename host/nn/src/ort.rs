@@ -108,6 +108,7 @@ pub fn find_library() -> anyhow::Result<PathBuf> {
 #[cfg(not(feature = "ort"))]
 pub fn graph(
     _onnx: &Path,
+    _signature: super::Signature,
     _target: NnTarget,
 ) -> anyhow::Result<Box<dyn wasmtime_wasi_nn::backend::BackendGraph>> {
     anyhow::bail!(
@@ -124,10 +125,12 @@ mod with_ort {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
-    use anyhow::{Context as _, Result, anyhow, bail, ensure};
+    use anyhow::{Context as _, Result, anyhow, bail};
     use ort::execution_providers::CUDAExecutionProvider;
     use ort::session::Session;
-    use ort::tensor::TensorElementType;
+    use ort::tensor::{PrimitiveTensorElementType, TensorElementType};
+    use ort::value::DynValue;
+    use spinfer_model::{DType, Tensor};
     use wasmtime_wasi_nn::ExecutionContext;
     use wasmtime_wasi_nn::backend::{BackendError, BackendGraph};
 
@@ -153,12 +156,11 @@ mod with_ort {
     struct Pool {
         sessions: Vec<Mutex<Session>>,
         next: AtomicUsize,
-        input_name: String,
         signature: Signature,
     }
 
     impl Pool {
-        fn run(&self, values: &[f32], batch: usize) -> Result<Vec<f32>, String> {
+        fn run(&self, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, String> {
             let start = self.next.fetch_add(1, Ordering::Relaxed);
             let n = self.sessions.len();
             // A free session if there is one, else wait for this request's own slot.
@@ -166,18 +168,89 @@ mod with_ort {
                 .find_map(|i| self.sessions[(start + i) % n].try_lock().ok())
                 .map_or_else(|| self.sessions[start % n].lock(), Ok)
                 .map_err(|_| "an ONNX Runtime session panicked".to_string())?;
-            let shape: Vec<usize> = std::iter::once(batch)
-                .chain(self.signature.item_shape.iter().copied())
-                .collect();
-            let input =
-                ort::value::Tensor::from_array((shape, values.to_vec())).map_err(|e| e.to_string())?;
-            let outputs = session
-                .run(ort::inputs![self.input_name.as_str() => input])
-                .map_err(|e| e.to_string())?;
-            let (_, probs) = outputs[self.signature.output_name.as_str()]
-                .try_extract_tensor::<f32>()
-                .map_err(|e| e.to_string())?;
-            Ok(probs.to_vec())
+            let values = inputs
+                .iter()
+                .map(|t| Ok((t.name.clone(), ort_value(t)?)))
+                .collect::<Result<Vec<(String, DynValue)>, String>>()?;
+            let outputs = session.run(values).map_err(|e| e.to_string())?;
+            self.signature
+                .outputs
+                .iter()
+                .map(|spec| {
+                    let value = outputs
+                        .get(spec.name.as_str())
+                        .ok_or_else(|| format!("ONNX Runtime returned no {:?}", spec.name))?;
+                    let (shape, data) = tensor_bytes(spec.dtype, value)?;
+                    Tensor::new(spec.name.clone(), spec.dtype, shape, data).map_err(|e| e.to_string())
+                })
+                .collect()
+        }
+    }
+
+    /// ONNX Runtime's element type for `dtype`, where this backend carries it.
+    fn element_type(dtype: DType) -> Option<TensorElementType> {
+        Some(match dtype {
+            DType::Float32 => TensorElementType::Float32,
+            DType::Float64 => TensorElementType::Float64,
+            DType::Int32 => TensorElementType::Int32,
+            DType::Int64 => TensorElementType::Int64,
+            DType::Uint8 => TensorElementType::Uint8,
+            _ => return None,
+        })
+    }
+
+    fn unsupported(dtype: DType) -> String {
+        format!(
+            "the ONNX Runtime backend carries FP32, FP64, INT32, INT64 and UINT8 tensors, not {}",
+            dtype.oip()
+        )
+    }
+
+    fn typed<T, const N: usize>(t: &Tensor, from: fn([u8; N]) -> T) -> Result<DynValue, String>
+    where
+        T: PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static,
+    {
+        let data: Vec<T> = t
+            .data
+            .chunks_exact(N)
+            .map(|b| from(b.try_into().expect("N bytes")))
+            .collect();
+        ort::value::Tensor::from_array((t.shape.clone(), data))
+            .map(|v| v.into_dyn())
+            .map_err(|e| e.to_string())
+    }
+
+    fn ort_value(t: &Tensor) -> Result<DynValue, String> {
+        match t.dtype {
+            DType::Float32 => typed(t, f32::from_le_bytes),
+            DType::Float64 => typed(t, f64::from_le_bytes),
+            DType::Int32 => typed(t, i32::from_le_bytes),
+            DType::Int64 => typed(t, i64::from_le_bytes),
+            DType::Uint8 => typed(t, u8::from_le_bytes),
+            other => Err(unsupported(other)),
+        }
+    }
+
+    fn extracted<T, const N: usize>(
+        value: &DynValue,
+        to: fn(T) -> [u8; N],
+    ) -> Result<(Vec<usize>, Vec<u8>), String>
+    where
+        T: PrimitiveTensorElementType + Copy,
+    {
+        let (shape, data) = value.try_extract_tensor::<T>().map_err(|e| e.to_string())?;
+        let shape = shape.iter().map(|&d| d.max(0) as usize).collect();
+        Ok((shape, data.iter().flat_map(|&v| to(v)).collect()))
+    }
+
+    fn tensor_bytes(dtype: DType, value: &DynValue) -> Result<(Vec<usize>, Vec<u8>), String> {
+        match dtype {
+            DType::Float32 => extracted(value, f32::to_le_bytes),
+            DType::Float64 => extracted(value, f64::to_le_bytes),
+            DType::Int32 => extracted(value, i32::to_le_bytes),
+            DType::Int64 => extracted(value, i64::to_le_bytes),
+            DType::Uint8 => extracted(value, u8::to_le_bytes),
+            other => Err(unsupported(other)),
         }
     }
 
@@ -187,10 +260,7 @@ mod with_ort {
         fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
             let pool = self.0.clone();
             let signature = pool.signature.clone();
-            Ok(Context::boxed(
-                move |values: &[f32], batch| pool.run(values, batch),
-                signature,
-            ))
+            Ok(Context::boxed(move |inputs| pool.run(inputs), signature))
         }
     }
 
@@ -206,8 +276,18 @@ mod with_ort {
             .with_context(|| format!("ONNX Runtime cannot load {}", onnx.display()))
     }
 
-    pub fn graph(onnx: &Path, target: NnTarget) -> Result<Box<dyn BackendGraph>> {
+    /// The model at `onnx`, whose card gives `signature`: ONNX Runtime's session must have the
+    /// card's inputs and outputs, of types this backend carries.
+    pub fn graph(onnx: &Path, signature: Signature, target: NnTarget) -> Result<Box<dyn BackendGraph>> {
         init()?;
+        if let Some(spec) = signature
+            .inputs
+            .iter()
+            .chain(&signature.outputs)
+            .find(|s| element_type(s.dtype).is_none())
+        {
+            bail!("{}: {:?}: {}", onnx.display(), spec.name, unsupported(spec.dtype));
+        }
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         let sessions = (0..n)
             .map(|_| session(onnx, target).map(Mutex::new))
@@ -215,59 +295,40 @@ mod with_ort {
         let Some(first) = sessions.first() else {
             bail!("no ONNX Runtime session");
         };
-        let (input_name, signature) = signature(&first.lock().expect("a new session"), onnx)?;
+        {
+            let session = first.lock().expect("a new session");
+            let dtype = |t: Option<TensorElementType>| {
+                DType::ALL
+                    .into_iter()
+                    .find(|&d| element_type(d) == t && t.is_some())
+            };
+            let inputs: Vec<(String, DType)> = session
+                .inputs
+                .iter()
+                .map(|i| {
+                    (
+                        i.name.clone(),
+                        dtype(i.input_type.tensor_type()).unwrap_or(DType::Bool),
+                    )
+                })
+                .collect();
+            let outputs: Vec<(String, DType)> = session
+                .outputs
+                .iter()
+                .map(|o| {
+                    (
+                        o.name.clone(),
+                        dtype(o.output_type.tensor_type()).unwrap_or(DType::Bool),
+                    )
+                })
+                .collect();
+            signature.check(onnx, &inputs, &outputs)?;
+        }
         Ok(Box::new(OrtGraph(Arc::new(Pool {
             sessions,
             next: AtomicUsize::new(0),
-            input_name,
             signature,
         }))))
-    }
-
-    /// The graph's one input (FP32, every dimension past the batch fixed) and its first output.
-    fn signature(session: &Session, onnx: &Path) -> Result<(String, Signature)> {
-        let [input] = session.inputs.as_slice() else {
-            bail!(
-                "{}: wasi-nn serves models of one input, this one has {}",
-                onnx.display(),
-                session.inputs.len()
-            );
-        };
-        let output = session
-            .outputs
-            .first()
-            .with_context(|| format!("{}: the model has no output", onnx.display()))?;
-        ensure!(
-            input.input_type.tensor_type() == Some(TensorElementType::Float32),
-            "{}: input {:?} is {:?}, not an FP32 tensor",
-            onnx.display(),
-            input.name,
-            input.input_type
-        );
-        let dims = input
-            .input_type
-            .tensor_shape()
-            .map(|shape| &shape[..])
-            .unwrap_or_default();
-        let item_shape = dims
-            .iter()
-            .skip(1)
-            .map(|&d| usize::try_from(d))
-            .collect::<Result<Vec<usize>, _>>()
-            .map_err(|_| {
-                anyhow!(
-                    "{}: input {:?} of shape {dims:?} is not fixed past the batch",
-                    onnx.display(),
-                    input.name
-                )
-            })?;
-        Ok((
-            input.name.clone(),
-            Signature {
-                item_shape,
-                output_name: output.name.clone(),
-            },
-        ))
     }
 }
 

@@ -4,44 +4,44 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Result, bail, ensure};
-use spinfer_engine::Classifier;
+use anyhow::{Result, bail};
+use spinfer_engine::Model;
 use wasmtime_wasi_nn::ExecutionContext;
 use wasmtime_wasi_nn::backend::{BackendError, BackendGraph};
 
 use super::{Context, NnTarget, Signature};
 
 struct TractGraph {
-    classifier: Arc<Classifier>,
+    model: Arc<Model>,
     signature: Signature,
 }
 
 impl BackendGraph for TractGraph {
     fn init_execution_context(&self) -> Result<ExecutionContext, BackendError> {
-        let classifier = self.classifier.clone();
+        let model = self.model.clone();
         Ok(Context::boxed(
-            move |values: &[f32], _batch| classifier.run(values).map_err(|e| e.to_string()),
+            move |inputs| model.run(inputs).map_err(|e| e.to_string()),
             self.signature.clone(),
         ))
     }
 }
 
-/// The model at `onnx`, whose card gives `signature`: the plan tract makes from the graph must
-/// take items of that shape.
+/// The model at `onnx`, whose card gives `signature` (its fixed sizes are the plan's): the
+/// graph tract plans must have the card's inputs and outputs.
 pub fn graph(onnx: &Path, signature: Signature, target: NnTarget) -> Result<Box<dyn BackendGraph>> {
     if target == NnTarget::Gpu {
         bail!("--nn tract runs on the CPU only; use --nn-target cpu, or --nn ort for a GPU");
     }
-    let classifier = Classifier::from_path(onnx)?;
-    ensure!(
-        classifier.item_len() == signature.item_len(),
-        "{}: the graph takes {} values per item, its card says {}",
-        onnx.display(),
-        classifier.item_len(),
-        signature.expected()
-    );
+    let model = Model::from_path_as(onnx, &signature.inputs)?;
+    let named = |specs: &[spinfer_model::TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| (s.name.clone(), s.dtype))
+            .collect::<Vec<_>>()
+    };
+    signature.check(onnx, &named(model.inputs()), &named(model.outputs()))?;
     Ok(Box::new(TractGraph {
-        classifier: Arc::new(classifier),
+        model: Arc::new(model),
         signature,
     }))
 }
@@ -58,9 +58,11 @@ mod tests {
     }
 
     fn signature() -> Signature {
+        let card = std::fs::read(seed().with_extension("json")).unwrap();
+        let card = spinfer_model::ModelCard::from_json(&card).unwrap();
         Signature {
-            item_shape: vec![1, 28, 28],
-            output_name: "probs".into(),
+            inputs: card.inputs,
+            outputs: card.outputs,
         }
     }
 
@@ -84,7 +86,10 @@ mod tests {
         let mut ctx = context();
         let ints = Tensor::new(vec![1, 1, 28, 28], TensorType::I64, vec![0; 784 * 8]);
         let err = compute(&mut ctx, ints).err().unwrap();
-        assert!(err.contains("I64") && err.contains("FP32 [N,1,28,28]"), "{err}");
+        assert!(
+            err.contains("I64") && err.contains("FP32 [-1, 1, 28, 28]"),
+            "{err}"
+        );
         let short = Tensor::new(vec![1, 1, 28, 27], TensorType::Fp32, vec![0; 28 * 27 * 4]);
         let err = compute(&mut ctx, short).err().unwrap();
         assert!(err.contains("does not fit"), "{err}");
@@ -101,12 +106,10 @@ mod tests {
 
     #[test]
     fn a_card_that_disagrees_with_the_graph_is_refused() {
-        let wrong = Signature {
-            item_shape: vec![3, 32, 32],
-            ..signature()
-        };
+        let mut wrong = signature();
+        wrong.outputs[0].name = "logits".into();
         let err = graph(&seed(), wrong, NnTarget::Cpu).err().unwrap();
-        assert!(err.to_string().contains("784 values per item"), "{err}");
+        assert!(err.to_string().contains("its card says"), "{err}");
     }
 
     #[test]

@@ -3,12 +3,14 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
-use sha2::{Digest, Sha256};
-use spinfer_model::card::{ModelCard, PREPROCESSING, TensorSpec};
+use spinfer_model::card::{
+    ChannelOrder, ImageSpec, Layout, ModelCard, PREPROCESSING, Resize, TensorSpec, Training,
+};
+use spinfer_model::{DType, Dim};
 
 use crate::metrics::{Report, predictions};
 use spinfer_mnist::{CLASSES, Mnist};
-use spinfer_model::contract::{INPUT_NAME, ITEM_SHAPE, OUTPUT_NAME};
+use spinfer_model::contract::{INPUT_NAME, ITEM_SHAPE, OUTPUT_NAME, SIDE};
 
 use crate::onnx_export::{self, ExportInfo};
 use crate::train::{self, Schedule, TrainConfig};
@@ -23,9 +25,7 @@ pub fn labels() -> Vec<String> {
     (0..CLASSES).map(|c| c.to_string()).collect()
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use spinfer_catalog::sha256_hex;
 
 /// What a model card says about use, limits and data (every model here is an MNIST classifier).
 const INTENDED_USE: &str = "Classifying one handwritten digit 0-9 per image, as in MNIST: a demo and \
@@ -112,39 +112,53 @@ pub fn run(mnist: &Mnist, config: &TrainConfig, name: &str, out: &Path) -> Resul
     std::fs::write(&onnx_path, &onnx).with_context(|| format!("writing {}", onnx_path.display()))?;
     let report = check.report;
     let cost = spinfer_engine::cost::cost(&onnx)?;
+    let tensor = |name: &str, dims: &[usize]| TensorSpec {
+        name: name.into(),
+        dtype: DType::Float32,
+        shape: std::iter::once(Dim::Symbol("N".into()))
+            .chain(dims.iter().map(|&d| Dim::Size(d as i64)))
+            .collect(),
+    };
     let card = ModelCard {
         name: name.into(),
         version: "1".into(),
-        architecture: format!("{:?}", config.arch).to_lowercase(),
         description,
-        input: TensorSpec {
-            name: INPUT_NAME.into(),
-            shape: [-1].into_iter().chain(ITEM_SHAPE.map(|d| d as i64)).collect(),
-            dtype: "float32".into(),
-        },
-        output: TensorSpec {
-            name: OUTPUT_NAME.into(),
-            shape: vec![-1, CLASSES as i64],
-            dtype: "float32".into(),
-        },
-        preprocessing: PREPROCESSING.into(),
+        inputs: vec![tensor(INPUT_NAME, &ITEM_SHAPE)],
+        outputs: vec![tensor(OUTPUT_NAME, &[CLASSES])],
         labels,
-        test_accuracy: report.accuracy(),
-        per_class_accuracy: report.per_class_accuracy(),
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        learning_rate: config.lr,
-        seed: config.seed,
-        training_seconds: trained.seconds,
-        parameters: cost.parameters as usize,
+        image: Some(ImageSpec {
+            height: SIDE as u32,
+            width: SIDE as u32,
+            channels: 1,
+            order: ChannelOrder::Rgb,
+            layout: Layout::Nchw,
+            scale: 1.0 / 255.0,
+            mean: vec![0.0],
+            std: vec![1.0],
+            resize: Resize::Stretch,
+            digit: true,
+        }),
         sha256: sha256_hex(&onnx),
-        framework: "burn 0.22 (flex CPU backend, autodiff), Adam, cross-entropy".into(),
+        parameters: Some(cost.parameters),
         multiply_adds: Some(cost.multiply_adds),
-        best_epoch: Some(trained.best_epoch),
-        training_recipe: Some(recipe_text(config)),
+        source: Some("trained here: spinfer train".into()),
+        architecture: Some(format!("{:?}", config.arch).to_lowercase()),
+        preprocessing: Some(PREPROCESSING.into()),
         intended_use: Some(INTENDED_USE.into()),
         limitations: Some(LIMITATIONS.into()),
-        training_data: Some(TRAINING_DATA.into()),
+        training: Some(Training {
+            test_accuracy: report.accuracy(),
+            per_class_accuracy: report.per_class_accuracy(),
+            epochs: config.epochs,
+            batch_size: config.batch_size,
+            learning_rate: config.lr,
+            seed: config.seed,
+            training_seconds: trained.seconds,
+            best_epoch: Some(trained.best_epoch),
+            training_recipe: Some(recipe_text(config)),
+            training_data: Some(TRAINING_DATA.into()),
+            framework: Some("burn 0.22 (flex CPU backend, autodiff), Adam, cross-entropy".into()),
+        }),
     };
     let card_path = out.join(format!("{name}.json"));
     std::fs::write(&card_path, serde_json::to_string_pretty(&card)? + "\n")
@@ -159,7 +173,7 @@ pub fn run(mnist: &Mnist, config: &TrainConfig, name: &str, out: &Path) -> Resul
     println!(
         "wrote {} ({} parameters, {:.1}s training) and its card, curves and confusion matrix",
         onnx_path.display(),
-        card.parameters,
+        cost.parameters,
         trained.seconds
     );
     Ok(Artifacts {

@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use spinfer_engine::Classifier;
+use spinfer_engine::Model;
 use spinfer_mnist::Mnist;
 use spinfer_train::metrics::{Report, predictions};
 use spinfer_train::{plots, verify};
@@ -25,7 +25,7 @@ pub struct EvalCommand {
 
 impl EvalCommand {
     pub fn run(self) -> Result<()> {
-        let classifier = Classifier::from_path(&self.model)?;
+        let classifier = Model::from_path(&self.model)?;
         let mut test = Mnist::load_test(&self.data)?;
         if let Some(limit) = self.limit {
             test = test.head(limit);

@@ -6,6 +6,7 @@ pub mod build;
 pub mod eval;
 #[cfg(feature = "train")]
 pub mod frontier;
+pub mod import;
 pub mod predict;
 pub mod snapshot;
 pub mod stress;

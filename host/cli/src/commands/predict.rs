@@ -1,14 +1,15 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use spinfer_engine::Classifier;
-use spinfer_mnist::{CLASSES, Mnist};
+use spinfer_engine::Model;
+use spinfer_mnist::Mnist;
+use spinfer_model::ModelCard;
 
 #[derive(clap::Args)]
 pub struct PredictCommand {
     #[arg(long, default_value = "models/mnist-compact.onnx")]
     model: PathBuf,
-    /// A PNG or JPEG of a digit (any size; dark-on-light is inverted).
+    /// A PNG or JPEG, preprocessed as the model's card says (its `<model>.json`).
     #[arg(required_unless_present = "idx", conflicts_with = "idx")]
     image: Option<PathBuf>,
     /// Classify test-set image N instead.
@@ -20,7 +21,17 @@ pub struct PredictCommand {
 
 impl PredictCommand {
     pub fn run(self) -> Result<()> {
-        let classifier = Classifier::from_path(&self.model)?;
+        let card_path = self.model.with_extension("json");
+        let card =
+            std::fs::read(&card_path).with_context(|| format!("reading the card {}", card_path.display()))?;
+        let card = ModelCard::from_json(&card).with_context(|| card_path.display().to_string())?;
+        let Some((spec, _)) = card.image_classifier() else {
+            bail!(
+                "{} is not an image classifier (its card has no image block and [N, classes] output)",
+                card.name
+            );
+        };
+        let classifier = Model::from_path_as(&self.model, &card.inputs)?;
         let pixels = match (self.idx, &self.image) {
             (Some(index), _) => {
                 let test = Mnist::load_test(&self.data)?;
@@ -35,17 +46,20 @@ impl PredictCommand {
             }
             (None, Some(path)) => {
                 let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                spinfer_protocol::preprocess::image_to_input(&bytes)
+                spinfer_protocol::preprocess::image_to_input(spec, &bytes)
                     .with_context(|| path.display().to_string())?
-                    .to_vec()
             }
             (None, None) => unreachable!("clap requires an image or --idx"),
         };
-        let probs = classifier.run(&pixels)?;
+        let probs = classifier.classify(&pixels)?;
         let label = spinfer_engine::argmax(&probs);
-        println!("label {label} (confidence {:.4})", probs[label]);
-        for (class, p) in probs.iter().enumerate().take(CLASSES) {
-            println!("  {class}: {p:.6}");
+        println!(
+            "label {label} {:?} (confidence {:.4})",
+            card.label(label),
+            probs[label]
+        );
+        for (class, p) in probs.iter().enumerate() {
+            println!("  {class} {:?}: {p:.6}", card.label(class));
         }
         Ok(())
     }

