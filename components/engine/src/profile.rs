@@ -53,7 +53,10 @@ impl Model {
     /// plan itself where every input is fixed); none where symbols are left (a model of
     /// symbolic height and width).
     pub fn multiply_adds(&self) -> Option<u64> {
-        let fixed = self.inputs.iter().all(|s| s.shape.iter().all(|d| d.fixed().is_some()));
+        let fixed = self
+            .inputs
+            .iter()
+            .all(|s| s.shape.iter().all(|d| d.fixed().is_some()));
         let plan = match &self.single {
             Some(single) => &single.plan,
             None if fixed => &self.batch.plan,

@@ -73,6 +73,11 @@ impl ModelStore {
             .iter()
             .try_for_each(|e| self.model(&e.card.name).map(|_| ()))
     }
+
+    /// Loads the models `names` (every one the catalog has) now; the others load on first use.
+    pub fn preload_only(&self, names: &[&str]) -> Result<(), ModelError> {
+        names.iter().try_for_each(|name| self.model(name).map(|_| ()))
+    }
 }
 
 impl Backend for ModelStore {

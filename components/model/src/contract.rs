@@ -20,6 +20,9 @@ pub const OUTPUT_NAME: &str = "probs";
 pub const MODELS_DIR: &str = "/models";
 /// Overrides [`MODELS_DIR`] (tests and local runs).
 pub const MODELS_DIR_VAR: &str = "SPINFER_MODELS_DIR";
+/// The component environment variable that names the models a snapshot pre-initialises
+/// (comma-separated; unset: every model of the folder). The others load on first use.
+pub const PRELOAD_VAR: &str = "SPINFER_PRELOAD";
 /// The Spin application variable (and component variable) that names the model `/predict`
 /// serves when the request names none; without it, the first model by name.
 pub const DEFAULT_MODEL_VARIABLE: &str = "default_model";
