@@ -83,10 +83,16 @@ def reference(name: str, x: np.ndarray) -> np.ndarray:
 
 
 
+_METADATA: dict[tuple[str, str], dict] = {}
+
+
 def infer_binary(server: Server, name: str, x: np.ndarray) -> tuple[dict, np.ndarray, dict[str, str]]:
     """Open Inference Protocol with binary tensors both ways: the answer's JSON, its first
     output, and the response headers."""
-    card = server.request("GET", f"/v2/models/{name}").json()
+    key = (server.addr, name)
+    if key not in _METADATA:
+        _METADATA[key] = server.request("GET", f"/v2/models/{name}").json()
+    card = _METADATA[key]
     header = json.dumps({
         "inputs": [{"name": card["inputs"][0]["name"], "shape": list(x.shape), "datatype": "FP32",
                     "parameters": {"binary_data_size": x.nbytes}}],

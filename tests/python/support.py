@@ -101,7 +101,12 @@ class Server:
             except (BrokenPipeError, ConnectionResetError):
                 pass  # answered (413, say) and closed before the whole body was taken
             response = connection.getresponse()
-            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+            # A header sent more than once (each layer's `server-timing`) reads as one list.
+            headers: dict[str, str] = {}
+            for name, value in response.getheaders():
+                name = name.lower()
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            return Reply(response.status, headers, response.read())
         finally:
             connection.close()
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFont
 
 from own_models import MODELS, drawn_scene, import_all, infer_binary, manifest, reference
-from support import Server, spinfer_bin
+from support import ROOT, Server, spinfer_bin
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,37 @@ def test_wasi_nn_backends_answer_like_onnx_runtime(models, backend):
         assert_close(values, reference("text-orientation", x))
     finally:
         server.close()
+
+
+def test_a_snapshot_preloads_only_the_models_it_is_told(models, tmp_path):
+    """SPINFER_PRELOAD in the component's environment: the snapshot holds those models
+    pre-initialised (smaller than one with every model) and loads the others on first use."""
+    source = manifest(models, nn=False)
+    plain = ROOT / "target/wasm32-wasip2/wasm/spinfer_classifier.wasm"
+    sizes = {}
+    for preload in [None, "text-orientation"]:
+        text = source.read_text()
+        if preload:
+            text = text.replace("allowed_outbound_hosts = []",
+                                f'allowed_outbound_hosts = []\nenvironment = {{ SPINFER_PRELOAD = "{preload}" }}')
+        out = tmp_path / f"snapshot-{preload or 'all'}.wasm"
+        text = text.replace(f"{ROOT}/target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm", str(out))
+        path = tmp_path / f"spin-{preload or 'all'}.toml"
+        path.write_text(text)
+        done = subprocess.run([str(spinfer_bin()), "snapshot", "-f", str(path), "--wasm", str(plain), "--out", str(out)],
+                              capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        sizes[preload] = out.stat().st_size
+    assert sizes["text-orientation"] < sizes[None] / 2, sizes
+    server = Server(manifest=str(path))
+    try:
+        x = drawn_scene()
+        _, values, _ = infer_binary(server, "yolov8n", x)
+        assert_close(values, reference("yolov8n", x))
+    finally:
+        server.close()
+    bad = path.read_text().replace('SPINFER_PRELOAD = "text-orientation"', 'SPINFER_PRELOAD = "nope"')
+    path.write_text(bad)
+    done = subprocess.run([str(spinfer_bin()), "snapshot", "-f", str(path), "--wasm", str(plain),
+                           "--out", str(tmp_path / "bad.wasm")], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and "nope" in done.stderr, done.stderr[-2000:]

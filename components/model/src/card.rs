@@ -125,8 +125,13 @@ impl ImageSpec {
                 self.height, self.width
             ));
         }
-        if !per_channel(&self.mean) || !per_channel(&self.std) || self.std.iter().any(|&s| s == 0.0) {
-            return Err("image mean and std need 1 value or one per channel, std never 0".into());
+        let finite = |v: &[f64]| v.iter().all(|x| x.is_finite());
+        let usable_std = finite(&self.std) && !self.std.contains(&0.0);
+        if !per_channel(&self.mean) || !per_channel(&self.std) || !finite(&self.mean) || !usable_std {
+            return Err("image mean and std need 1 finite value or one per channel, std never 0".into());
+        }
+        if !self.scale.is_finite() {
+            return Err(format!("image scale {} is not a finite number", self.scale));
         }
         if self.digit && self.channels != 1 {
             return Err("the digit steps need a 1-channel image".into());

@@ -186,10 +186,17 @@ fn describe(specs: &[spinfer_model::TensorSpec]) -> String {
 /// card).
 fn write_both(onnx_path: &Path, onnx: &[u8], card: &str) -> Result<()> {
     let dir = onnx_path.parent().unwrap_or(Path::new("."));
-    let mut model = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut model, onnx)?;
-    let mut json = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut json, card.as_bytes())?;
+    let temporary = |bytes: &[u8]| -> Result<tempfile::NamedTempFile> {
+        let mut file = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        // Readable as the folder's other files are (a temporary file is the owner's only).
+        #[cfg(unix)]
+        file.as_file()
+            .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
+        Ok(file)
+    };
+    let model = temporary(onnx)?;
+    let json = temporary(card.as_bytes())?;
     model
         .persist(onnx_path)
         .with_context(|| format!("writing {}", onnx_path.display()))?;
