@@ -46,9 +46,12 @@ impl From<EngineError> for ModelError {
 
 type Plan = std::sync::Arc<TypedSimplePlan>;
 
-/// The most items one tract run takes; a larger batch runs in chunks of this size, so that the
-/// largest batch the API accepts fits an instance's memory (a run's scratch grows with N).
+/// The most items one tract run takes; a larger batch runs in chunks, so that the largest batch
+/// the API accepts fits an instance's memory (a run's scratch grows with N).
 pub const MAX_RUN_BATCH: usize = 64;
+/// The most input values one chunked run takes: [`MAX_RUN_BATCH`] digits (28 × 28); a model of
+/// larger items runs fewer at a time (one, at least).
+pub const MAX_RUN_VALUES: usize = MAX_RUN_BATCH * 784;
 
 /// A plan and the run states kept for it: tract's per-run set-up (the state, its buffers, the
 /// resolved symbols) is paid once per concurrent caller, not on every request. In a component
@@ -305,17 +308,19 @@ impl Model {
 
     /// Runs the model on one tensor per graph input (by name, any order), each of the graph's
     /// type and of a shape it accepts, all with the same first dimension where it is the batch;
-    /// returns every output in the graph's order. A batch larger than [`MAX_RUN_BATCH`] runs
-    /// in chunks.
+    /// returns every output in the graph's order. A batch runs in chunks of at most
+    /// [`MAX_RUN_BATCH`] items and [`MAX_RUN_VALUES`] input values.
     pub fn run(&self, inputs: Vec<spinfer_model::Tensor>) -> Result<Vec<spinfer_model::Tensor>, EngineError> {
         let ordered = self.order(inputs)?;
         let items = ordered[0].shape.first().copied().unwrap_or(1);
-        if !self.batched() || items <= MAX_RUN_BATCH {
+        let per_item: usize = ordered.iter().map(|t| t.elements() / items.max(1)).sum();
+        let chunk = (MAX_RUN_VALUES / per_item.max(1)).clamp(1, MAX_RUN_BATCH);
+        if !self.batched() || items <= chunk {
             return self.run_once(&ordered);
         }
         let mut outputs: Option<Vec<spinfer_model::Tensor>> = None;
-        for start in (0..items).step_by(MAX_RUN_BATCH) {
-            let end = (start + MAX_RUN_BATCH).min(items);
+        for start in (0..items).step_by(chunk) {
+            let end = (start + chunk).min(items);
             let chunk: Vec<_> = ordered.iter().map(|t| rows(t, start, end)).collect();
             let part = self.run_once(&chunk)?;
             match outputs.as_mut() {
@@ -494,4 +499,54 @@ pub fn argmax(values: &[f32]) -> usize {
             |best, (i, &v)| if v > best.1 { (i, v) } else { best },
         )
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed() -> Model {
+        Model::from_path(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/mnist-seed.onnx"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_batch_in_chunks_answers_as_one_item_at_a_time() {
+        let model = seed();
+        let items = MAX_RUN_BATCH + 3;
+        let input: Vec<f32> = (0..items * 784).map(|i| (i % 251) as f32 / 251.0).collect();
+        let all = model.classify(&input).unwrap();
+        assert_eq!(all.len(), items * 10);
+        for item in [0, MAX_RUN_BATCH - 1, MAX_RUN_BATCH, items - 1] {
+            let one = model.classify(&input[item * 784..(item + 1) * 784]).unwrap();
+            let max = one
+                .iter()
+                .zip(&all[item * 10..])
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(max < 1e-5, "item {item}: {max}");
+        }
+    }
+
+    #[test]
+    fn inputs_are_checked_against_the_graph() {
+        let model = seed();
+        let wrong_type =
+            spinfer_model::Tensor::new("input", DType::Float64, vec![1, 1, 28, 28], vec![0; 784 * 8]);
+        let err = model.run(vec![wrong_type.unwrap()]).unwrap_err().to_string();
+        assert!(err.contains("float64") && err.contains("float32"), "{err}");
+        let wrong_name = spinfer_model::Tensor::from_f32("pixels", vec![1, 1, 28, 28], &[0.0; 784]).unwrap();
+        assert!(
+            model
+                .run(vec![wrong_name])
+                .unwrap_err()
+                .to_string()
+                .contains("missing")
+        );
+        let wrong_shape = spinfer_model::Tensor::from_f32("input", vec![1, 1, 28, 27], &[0.0; 756]).unwrap();
+        assert!(matches!(model.run(vec![wrong_shape]), Err(EngineError::Input(_))));
+        assert!(model.run(vec![]).is_err());
+    }
 }
