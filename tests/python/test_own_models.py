@@ -194,3 +194,36 @@ def test_a_snapshot_preloads_only_the_models_it_is_told(models, tmp_path):
     done = subprocess.run([str(spinfer_bin()), "snapshot", "-f", str(path), "--wasm", str(plain),
                            "--out", str(tmp_path / "bad.wasm")], capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and "nope" in done.stderr, done.stderr[-2000:]
+
+
+def triton_inputs(name: str) -> np.ndarray:
+    return orientation_input(text_line(False)) if name == "text-orientation" else drawn_scene()
+
+
+def test_the_official_triton_client_works_against_every_model(served, server):
+    """tritonclient's HTTP client, binary and JSON tensors, against the imported models and a
+    digit model (the default app)."""
+    import tritonclient.http as triton
+    from support import load_test_images
+
+    images, _ = load_test_images(1)
+    cases = [(served, name, triton_inputs(name), reference(name, triton_inputs(name))) for name in MODELS]
+    digit = (images[:1, None] / 255.0).astype(np.float32)
+    cases.append((server, "mnist-compact", digit, None))
+    for app, name, x, want in cases:
+        client = triton.InferenceServerClient(app.addr)
+        assert client.is_server_live() and client.is_model_ready(name)
+        meta = client.get_model_metadata(name)
+        input_name, output_name = meta["inputs"][0]["name"], meta["outputs"][0]["name"]
+        results = []
+        for binary in (True, False):
+            tensor = triton.InferInput(input_name, list(x.shape), "FP32")
+            tensor.set_data_from_numpy(x, binary_data=binary)
+            output = triton.InferRequestedOutput(output_name, binary_data=binary)
+            results.append(client.infer(name, [tensor], outputs=[output]).as_numpy(output_name))
+        client.close()
+        assert_close(results[1], results[0])
+        if want is not None:
+            assert_close(results[0], want)
+        else:
+            assert results[0].shape == (1, 10) and int(results[0].argmax()) == 7
