@@ -227,3 +227,21 @@ def test_the_official_triton_client_works_against_every_model(served, server):
             assert_close(results[0], want)
         else:
             assert results[0].shape == (1, 10) and int(results[0].argmax()) == 7
+
+
+def test_eval_scores_an_imported_classifier_on_a_folder_of_labelled_pictures(models, tmp_path):
+    texts = ["Serverless 2026", "hello wasm world", "tract in a sandbox", "Open Inference"]
+    for label, upside_down in [("0", False), ("180", True)]:
+        (tmp_path / label).mkdir()
+        for i, text in enumerate(texts):
+            image = Image.new("RGB", (384, 64), "white")
+            ImageDraw.Draw(image).text((8, 8), text, fill="black", font=ImageFont.load_default(size=40))
+            (image.rotate(180) if upside_down else image).save(tmp_path / label / f"{i}.png")
+    done = subprocess.run([str(spinfer_bin()), "eval", "--model", str(models / "text-orientation.onnx"),
+                           "--images", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "8 images, accuracy 100.00%" in done.stdout and "180: 4/4" in done.stdout, done.stdout
+    (tmp_path / "90").mkdir()
+    done = subprocess.run([str(spinfer_bin()), "eval", "--model", str(models / "text-orientation.onnx"),
+                           "--images", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and '"90" is none of the model\'s labels' in done.stderr

@@ -1,4 +1,4 @@
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use spinfer_engine::Model;
@@ -19,19 +19,26 @@ pub struct PredictCommand {
     data: PathBuf,
 }
 
+/// The image classifier at `model` with its card (`<model>.json`), loaded with the card's shapes.
+pub fn image_classifier(model: &Path) -> Result<(ModelCard, Model)> {
+    let card_path = model.with_extension("json");
+    let card =
+        std::fs::read(&card_path).with_context(|| format!("reading the card {}", card_path.display()))?;
+    let card = ModelCard::from_json(&card).with_context(|| card_path.display().to_string())?;
+    if card.image_classifier().is_none() {
+        bail!(
+            "{} is not an image classifier (its card has no image block and [N, classes] output)",
+            card.name
+        );
+    }
+    let loaded = Model::from_path_as(model, &card.inputs)?;
+    Ok((card, loaded))
+}
+
 impl PredictCommand {
     pub fn run(self) -> Result<()> {
-        let card_path = self.model.with_extension("json");
-        let card =
-            std::fs::read(&card_path).with_context(|| format!("reading the card {}", card_path.display()))?;
-        let card = ModelCard::from_json(&card).with_context(|| card_path.display().to_string())?;
-        let Some((spec, _)) = card.image_classifier() else {
-            bail!(
-                "{} is not an image classifier (its card has no image block and [N, classes] output)",
-                card.name
-            );
-        };
-        let classifier = Model::from_path_as(&self.model, &card.inputs)?;
+        let (card, classifier) = image_classifier(&self.model)?;
+        let (spec, _) = card.image_classifier().expect("checked when loaded");
         let pixels = match (self.idx, &self.image) {
             (Some(index), _) => {
                 let test = Mnist::load_test(&self.data)?;
