@@ -121,8 +121,8 @@ fn input_shape(spec: &TensorSpec, sent: &[i64]) -> Result<(Vec<usize>, usize), A
     Ok((shape, count))
 }
 
-/// Checks each input tensor against the card's and returns them as tensors, in the card's
-/// order; the binary section is read in the order the inputs were sent.
+/// Checks each input tensor against the card's and returns them as tensors, in the order sent
+/// (a backend takes its inputs by name); the binary section is read in that order too.
 fn input_tensors(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Result<Vec<Tensor>, ApiError> {
     let names = || {
         card.inputs
@@ -208,7 +208,6 @@ fn input_tensors(card: &ModelCard, request: &InferRequest, binary: &[u8]) -> Res
             rest.len()
         )));
     }
-    tensors.sort_by_key(|t| card.inputs.iter().position(|s| s.name == t.name));
     Ok(tensors)
 }
 

@@ -164,18 +164,12 @@ impl Signature {
         inputs: &[(String, DType)],
         outputs: &[(String, DType)],
     ) -> Result<()> {
-        let card = |specs: &[TensorSpec]| {
-            specs
-                .iter()
-                .map(|s| (s.name.clone(), s.dtype))
-                .collect::<Vec<_>>()
-        };
         anyhow::ensure!(
-            card(&self.inputs) == inputs && card(&self.outputs) == outputs,
+            named(&self.inputs) == inputs && named(&self.outputs) == outputs,
             "{}: the graph takes {inputs:?} and gives {outputs:?}; its card says {:?} and {:?}",
             onnx.display(),
-            card(&self.inputs),
-            card(&self.outputs)
+            named(&self.inputs),
+            named(&self.outputs)
         );
         Ok(())
     }
@@ -183,6 +177,11 @@ impl Signature {
     fn expected(spec: &TensorSpec) -> String {
         format!("{} {:?}", spec.dtype.oip(), spec.oip_shape())
     }
+}
+
+/// Each tensor's name and element type, as [`Signature::check`] compares them.
+pub(crate) fn named(specs: &[TensorSpec]) -> Vec<(String, DType)> {
+    specs.iter().map(|s| (s.name.clone(), s.dtype)).collect()
 }
 
 /// The wasi-nn type of an element type, where wasi-nn has one.

@@ -9,7 +9,7 @@ use spinfer_engine::Model;
 use wasmtime_wasi_nn::ExecutionContext;
 use wasmtime_wasi_nn::backend::{BackendError, BackendGraph};
 
-use super::{Context, NnTarget, Signature};
+use super::{Context, NnTarget, Signature, named};
 
 struct TractGraph {
     model: Arc<Model>,
@@ -33,12 +33,6 @@ pub fn graph(onnx: &Path, signature: Signature, target: NnTarget) -> Result<Box<
         bail!("--nn tract runs on the CPU only; use --nn-target cpu, or --nn ort for a GPU");
     }
     let model = Model::from_path_as(onnx, &signature.inputs)?;
-    let named = |specs: &[spinfer_model::TensorSpec]| {
-        specs
-            .iter()
-            .map(|s| (s.name.clone(), s.dtype))
-            .collect::<Vec<_>>()
-    };
     signature.check(onnx, &named(model.inputs()), &named(model.outputs()))?;
     Ok(Box::new(TractGraph {
         model: Arc::new(model),
