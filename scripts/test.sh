@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: builds the host, the wasm components (the classifier with its Wizer
-# snapshot, a scalar build of it for the SIMD check, and the wasi-nn variant), then the Rust
-# and Python suites.
+# Runs every test: builds the host, the wasm components (the classifier and its portable
+# wasi:http 0.2 build, each with its Wizer snapshot, a scalar build for the SIMD check, and the
+# wasi-nn variant), then the Rust and Python suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,16 +11,20 @@ step() { echo "test.sh: ${SECONDS}s: $*" >&2; }
 # Native crates, built once with the features the tests use (the components are wasm-only).
 # The CLI with its `train` feature, so that its tests cover the trainer's subcommands too.
 native=(--workspace --exclude spinfer-classifier --exclude spinfer-classifier-nn
-        --exclude spinfer-spin-http --exclude spinfer-faulty --features spinfer/train)
+        --exclude spinfer-spin-http --exclude spinfer-snapshot --exclude spinfer-classifier-p2
+        --exclude spinfer-faulty --features spinfer/train)
 step "native build"
 cargo build --release "${native[@]}"
 
-# The components, as spin.toml and spin-nn.toml build them, the snapshot, and the test-only
-# faulty component.
+# The components, as spin.toml, spin-p2.toml and spin-nn.toml build them, the snapshots, and
+# the test-only faulty component.
 step "wasm components"
-cargo build -p spinfer-classifier -p spinfer-classifier-nn -p spinfer-faulty --target wasm32-wasip2 --profile wasm
+cargo build -p spinfer-classifier -p spinfer-classifier-p2 -p spinfer-classifier-nn -p spinfer-faulty \
+    --target wasm32-wasip2 --profile wasm
 target/release/spinfer snapshot --wasm target/wasm32-wasip2/wasm/spinfer_classifier.wasm \
     --out target/wasm32-wasip2/wasm/spinfer_classifier.snapshot.wasm
+target/release/spinfer snapshot --from spin-p2.toml --wasm target/wasm32-wasip2/wasm/spinfer_classifier_p2.wasm \
+    --out target/wasm32-wasip2/wasm/spinfer_classifier_p2.snapshot.wasm
 step "scalar component"
 # RUSTFLAGS outranks .cargo/config.toml's target rustflags, so this build has no simd128.
 RUSTFLAGS="-C target-feature=-simd128" \

@@ -276,35 +276,50 @@ fn a_fresh_instance_makes_its_default_model_ready() {
     assert!(error.to_string().contains("is not ready"), "{error:#}");
 }
 
-#[test]
-fn the_same_component_snapshots_to_the_same_bytes_and_unchanged_inputs_skip_the_step() {
+/// Snapshots the plain component `plain` twice, with the mounts and environment of `manifest`'s
+/// classifier, and checks both are byte-identical to each other and to the build's `built`.
+/// Returns the snapshot's sandbox and one of the two files.
+fn snapshots_to_the_same_bytes(
+    manifest: &str,
+    plain: &Path,
+    built: &Path,
+    dir: &Path,
+) -> (spinfer_serve::Sandbox, PathBuf) {
     use sha2::{Digest, Sha256};
     use spinfer_serve::Sandbox;
     use spinfer_serve::snapshot::{Outcome, snapshot};
-    let manifest = Manifest::load(&root().join("spin.toml")).unwrap();
+    let manifest = Manifest::load(&root().join(manifest)).unwrap();
     let sandbox =
         Sandbox::for_snapshot(&manifest, manifest.component("classifier").unwrap(), &options()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let (first, second) = (dir.path().join("a.wasm"), dir.path().join("b.wasm"));
-    assert_eq!(
-        snapshot(&component_path(), &sandbox, &first).unwrap(),
-        Outcome::Written
-    );
-    assert_eq!(
-        snapshot(&component_path(), &sandbox, &second).unwrap(),
-        Outcome::Written
-    );
+    let (first, second) = (dir.join("a.wasm"), dir.join("b.wasm"));
+    assert_eq!(snapshot(plain, &sandbox, &first).unwrap(), Outcome::Written);
+    assert_eq!(snapshot(plain, &sandbox, &second).unwrap(), Outcome::Written);
     let digest = |path: &Path| Sha256::digest(std::fs::read(path).unwrap());
     assert_eq!(
         digest(&first),
         digest(&second),
         "two snapshots of one component differ"
     );
+    assert!(
+        built.exists(),
+        "{} is missing: run `spinfer build`",
+        built.display()
+    );
     assert_eq!(
         digest(&first),
-        digest(&snapshot_path()),
+        digest(built),
         "the test's snapshot differs from the build's"
     );
+    (sandbox, first)
+}
+
+#[test]
+fn the_same_component_snapshots_to_the_same_bytes_and_unchanged_inputs_skip_the_step() {
+    use spinfer_serve::Sandbox;
+    use spinfer_serve::snapshot::{Outcome, snapshot};
+    let dir = tempfile::tempdir().unwrap();
+    let (sandbox, first) =
+        snapshots_to_the_same_bytes("spin.toml", &component_path(), &snapshot_path(), dir.path());
     // Unchanged inputs: the step is skipped; another environment is another input.
     assert_eq!(
         snapshot(&component_path(), &sandbox, &first).unwrap(),
@@ -317,5 +332,17 @@ fn the_same_component_snapshots_to_the_same_bytes_and_unchanged_inputs_skip_the_
     assert_eq!(
         snapshot(&component_path(), &other, &first).unwrap(),
         Outcome::Written
+    );
+}
+
+#[test]
+fn the_portable_build_snapshots_to_the_same_bytes() {
+    let wasm = root().join("target/wasm32-wasip2/wasm");
+    let dir = tempfile::tempdir().unwrap();
+    snapshots_to_the_same_bytes(
+        "spin-p2.toml",
+        &wasm.join("spinfer_classifier_p2.wasm"),
+        &wasm.join("spinfer_classifier_p2.snapshot.wasm"),
+        dir.path(),
     );
 }

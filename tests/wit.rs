@@ -1,4 +1,5 @@
 //! The WIT in `wit/` resolves: every package parses and every world's imports and exports exist.
+//! And the built components' own worlds: the portable build imports only WASI 0.2.
 
 use spinfer_tests::root;
 
@@ -20,4 +21,75 @@ fn wit_packages_resolve() {
         exports.iter().any(|e| e == "wasi:http/handler@0.3.0"),
         "{exports:?}"
     );
+}
+
+/// The names of the instances a built component imports and exports (its top level only).
+fn world_of(path: &std::path::Path) -> (Vec<String>, Vec<String>) {
+    use wasmparser::{Parser, Payload};
+    let bytes =
+        std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}: run `spinfer build`", path.display()));
+    let (mut imports, mut exports, mut depth) = (Vec::new(), Vec::new(), 0usize);
+    for payload in Parser::new(0).parse_all(&bytes) {
+        match payload.expect("a valid component") {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentImportSection(section) if depth == 0 => {
+                imports.extend(section.into_iter().map(|i| i.unwrap().name.name.to_string()));
+            }
+            Payload::ComponentExportSection(section) if depth == 0 => {
+                exports.extend(section.into_iter().map(|e| e.unwrap().name.name.to_string()));
+            }
+            _ => {}
+        }
+    }
+    (imports, exports)
+}
+
+/// Whether `path` validates with `features`.
+fn validates(path: &std::path::Path, features: wasmparser::WasmFeatures) -> Result<(), String> {
+    let bytes = std::fs::read(path).unwrap();
+    wasmparser::Validator::new_with_features(features)
+        .validate_all(&bytes)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn the_portable_build_needs_only_what_a_wasi_http_0_2_host_has() {
+    use wasmparser::WasmFeatures;
+    // What a host without WASI 0.3 validates with: no component-model async.
+    let p2_host = WasmFeatures::default() - WasmFeatures::CM_ASYNC;
+    let wasm = root().join("target/wasm32-wasip2/wasm");
+    for file in [
+        "spinfer_classifier_p2.wasm",
+        "spinfer_classifier_p2.snapshot.wasm",
+    ] {
+        let (imports, exports) = world_of(&wasm.join(file));
+        assert!(!imports.is_empty(), "{file}: no imports read");
+        for import in &imports {
+            assert!(
+                import.starts_with("wasi:") && import.contains("@0.2."),
+                "{file} imports {import}, which a wasi:http 0.2 host may lack: {imports:?}"
+            );
+        }
+        // Spin before 3.1 recognises this export by its exact name.
+        assert!(
+            exports.iter().any(|e| e == "wasi:http/incoming-handler@0.2.0"),
+            "{file}: {exports:?}"
+        );
+        validates(&wasm.join(file), p2_host).unwrap_or_else(|e| panic!("{file}: {e}"));
+    }
+    // The default build is the one with Spin's variables and wasi:http 0.3, which needs the
+    // async built-ins.
+    let default = wasm.join("spinfer_classifier.wasm");
+    let (imports, exports) = world_of(&default);
+    assert!(
+        imports.iter().any(|i| i == "spin:variables/variables@3.0.0"),
+        "{imports:?}"
+    );
+    assert!(
+        exports.iter().any(|e| e == "wasi:http/handler@0.3.0"),
+        "{exports:?}"
+    );
+    assert!(validates(&default, p2_host).is_err());
 }

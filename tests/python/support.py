@@ -56,7 +56,39 @@ class Reply:
         return json.loads(self.body)
 
 
-class Server:
+class Client:
+    """A small HTTP client for a server at `addr` (one connection per request)."""
+
+    addr: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.addr}"
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None, addr: str | None = None) -> Reply:
+        host, port = (addr or self.addr).rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        try:
+            try:
+                connection.request(method, path, body=body, headers=headers or {})
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # answered (413, say) and closed before the whole body was taken
+            response = connection.getresponse()
+            # A header sent more than once (each layer's `server-timing`) reads as one list.
+            headers: dict[str, str] = {}
+            for name, value in response.getheaders():
+                name = name.lower()
+                headers[name] = f"{headers[name]}, {value}" if name in headers else value
+            return Reply(response.status, headers, response.read())
+        finally:
+            connection.close()
+
+    def post_json(self, path: str, value) -> Reply:
+        return self.request("POST", path, json.dumps(value).encode(), {"content-type": "application/json"})
+
+
+class Server(Client):
     """`spinfer up` on free ports (the app's and, optionally, the metrics listener), killed on
     `close`. The addresses come from the lines it prints."""
 
@@ -86,32 +118,6 @@ class Server:
         if not ready.wait(120) or self.addr is None:
             self.close()
             pytest.fail(f"spinfer up printed no address (exit status {self.process.poll()})")
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.addr}"
-
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None, addr: str | None = None) -> Reply:
-        host, port = (addr or self.addr).rsplit(":", 1)
-        connection = http.client.HTTPConnection(host, int(port), timeout=30)
-        try:
-            try:
-                connection.request(method, path, body=body, headers=headers or {})
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # answered (413, say) and closed before the whole body was taken
-            response = connection.getresponse()
-            # A header sent more than once (each layer's `server-timing`) reads as one list.
-            headers: dict[str, str] = {}
-            for name, value in response.getheaders():
-                name = name.lower()
-                headers[name] = f"{headers[name]}, {value}" if name in headers else value
-            return Reply(response.status, headers, response.read())
-        finally:
-            connection.close()
-
-    def post_json(self, path: str, value) -> Reply:
-        return self.request("POST", path, json.dumps(value).encode(), {"content-type": "application/json"})
 
     def close(self) -> None:
         """Stops the server as an operator would (SIGTERM), so that it removes what it made at

@@ -10,6 +10,7 @@ use spin_sdk::http::Request;
 use spin_sdk::http_service;
 use spinfer_catalog::Catalog;
 use spinfer_model::{Backend, ModelError};
+use spinfer_spin_http::SpinVariables;
 
 /// The models of the mounted folder, each graph loaded by name on first use; its wasi-nn graph
 /// handles belong to this instance.
@@ -20,5 +21,5 @@ fn open(default: Option<&str>) -> Result<Box<dyn Backend>, ModelError> {
 
 #[http_service]
 async fn handle(request: Request) -> http::Response<Full<Bytes>> {
-    spinfer_spin_http::serve(request, open).await
+    spinfer_handler::serve::<SpinVariables, _>(request, open).await
 }

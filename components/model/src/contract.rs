@@ -29,3 +29,8 @@ pub const DEFAULT_MODEL_VARIABLE: &str = "default_model";
 /// The Spin application variable (and component variable) that lists the origins allowed to call
 /// the API from a browser (CORS): comma-separated, `*` for any; empty (the default) for none.
 pub const ALLOWED_ORIGINS_VARIABLE: &str = "allowed_origins";
+/// The environment variable that sets [`DEFAULT_MODEL_VARIABLE`] in the portable build (which
+/// reads its settings from the WASI environment, as every host can give them).
+pub const DEFAULT_MODEL_ENV: &str = "SPINFER_DEFAULT_MODEL";
+/// The environment variable that sets [`ALLOWED_ORIGINS_VARIABLE`] in the portable build.
+pub const ALLOWED_ORIGINS_ENV: &str = "SPINFER_ALLOWED_ORIGINS";

@@ -1,4 +1,4 @@
-//! The component's models: what [`open`] gives an instance to serve.
+//! The tract components' models: what [`open`] gives an instance to serve.
 //!
 //! A Wizer snapshot (see `spinfer snapshot`) runs `init` at build time, so an instance made from
 //! the snapshot starts with the models parsed and optimised. Before one of them serves here it is
@@ -7,8 +7,8 @@
 //! the models checks the whole folder; one that only names them (`/healthz`) lists it. Whatever
 //! differs is served from the files instead, so a model swap never serves stale weights, and a
 //! request for one model pays for that model only.
-//! The default model is the app's (the `default_model` Spin variable), whatever it was at
-//! snapshot time.
+//! The default model is the app's (its `default_model` setting), whatever it was at snapshot
+//! time.
 
 use std::cell::Cell;
 use std::sync::{Mutex, OnceLock};
