@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use bytes::Bytes;
-use spinfer_model::contract::{DEFAULT_MODEL_VARIABLE, MODELS_DIR};
+use spinfer_model::contract::{DEFAULT_MODEL_ENV, DEFAULT_MODEL_VARIABLE, MODELS_DIR};
 use spinfer_nn::{NnBackend, NnOptions, NnTarget};
 use spinfer_serve::process::ServerProcess;
 use spinfer_serve::{App, AppOptions, Manifest, ReusePolicy, server};
@@ -36,8 +36,37 @@ pub struct BenchConfig {
     pub scalar_wasm: Option<PathBuf>,
     /// The wasi-nn variant's manifest, for its rows.
     pub nn_manifest: Option<PathBuf>,
+    /// The portable build's manifest, for its row.
+    pub p2_manifest: Option<PathBuf>,
     /// The model to serve, instead of the manifest's default.
     pub model: Option<String>,
+}
+
+impl BenchConfig {
+    /// The flags that give this configuration, as the report's command line.
+    fn flags(&self) -> String {
+        let connections: Vec<String> = self.connections.iter().map(|c| c.to_string()).collect();
+        let mut flags = vec![
+            format!("-f {}", self.manifest.display()),
+            format!("--connections {}", connections.join(",")),
+            format!("--seconds {}", self.seconds),
+        ];
+        let paths = [
+            ("--python", &self.python),
+            ("--scalar-wasm", &self.scalar_wasm),
+            ("--nn-manifest", &self.nn_manifest),
+            ("--p2-manifest", &self.p2_manifest),
+        ];
+        for (flag, path) in paths {
+            if let Some(path) = path {
+                flags.push(format!("{flag} {}", path.display()));
+            }
+        }
+        if let Some(model) = &self.model {
+            flags.push(format!("--model {model}"));
+        }
+        flags.join(" ")
+    }
 }
 
 /// Which build of the component a row serves.
@@ -49,6 +78,8 @@ pub enum Source {
     Snapshot,
     /// The wasi-nn variant (`--nn-manifest`) with this host backend.
     Nn(NnBackend),
+    /// The portable build (`--p2-manifest`): `wasi:http` 0.2, always a fresh instance.
+    Portable,
 }
 
 /// One served row of the table.
@@ -93,6 +124,11 @@ pub fn scenarios() -> Vec<Scenario> {
             Source::Nn(NnBackend::Ort),
             ReusePolicy::SPIN,
         ),
+        row(
+            "(g) portable component (wasi:http 0.2), snapshot, fresh instance (as every host runs it)",
+            Source::Portable,
+            ReusePolicy::FRESH,
+        ),
     ]
 }
 
@@ -105,6 +141,7 @@ struct Setup {
     snapshot: PathBuf,
     plain: Option<PathBuf>,
     nn_manifest: Option<PathBuf>,
+    p2_manifest: Option<PathBuf>,
 }
 
 impl Setup {
@@ -140,6 +177,7 @@ impl Setup {
             snapshot,
             plain,
             nn_manifest: config.nn_manifest.clone(),
+            p2_manifest: config.p2_manifest.clone(),
         })
     }
 
@@ -183,6 +221,18 @@ impl Setup {
                 };
                 let app = App::load(&Manifest::load(path)?, &self.options(scenario.reuse, Some(nn)))?;
                 Ok(Some(Arc::new(app)))
+            }
+            Source::Portable => {
+                let Some(path) = &self.p2_manifest else {
+                    return Ok(None);
+                };
+                // Its settings come from the environment; its manifest has no variables.
+                let options = AppOptions {
+                    environment: vec![(DEFAULT_MODEL_ENV.to_string(), self.model.clone())],
+                    variables: Vec::new(),
+                    ..self.options(scenario.reuse, None)
+                };
+                Ok(Some(Arc::new(App::load(&Manifest::load(path)?, &options)?)))
             }
         }
     }
@@ -318,15 +368,9 @@ pub fn run(config: &BenchConfig) -> Result<String> {
     }
     report += &format!(
         "- cold start (process start → first correct /predict, warm compiled-component cache): {:.1} ms\n\n\
-         Command: `spinfer bench --connections {} --seconds {}`; {} CPUs; model {model}.\n",
+         Command: `spinfer bench {}`; {} CPUs; model {model}.\n",
         cold.as_secs_f64() * 1e3,
-        config
-            .connections
-            .iter()
-            .map(|c| c.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-        config.seconds,
+        config.flags(),
         std::thread::available_parallelism().map_or(1, |n| n.get()),
     );
     Ok(report)

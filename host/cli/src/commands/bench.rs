@@ -27,6 +27,9 @@ pub struct BenchCommand {
     /// The wasi-nn variant's manifest, to add its rows (host tract and ONNX Runtime backends).
     #[arg(long)]
     nn_manifest: Option<PathBuf>,
+    /// The portable build's manifest (spin-p2.toml), to add its row.
+    #[arg(long)]
+    p2_manifest: Option<PathBuf>,
     /// The model every server serves (default: the manifest's default model).
     #[arg(long)]
     model: Option<String>,
@@ -42,6 +45,7 @@ impl BenchCommand {
             python: self.python,
             scalar_wasm: self.scalar_wasm,
             nn_manifest: self.nn_manifest,
+            p2_manifest: self.p2_manifest,
             model: self.model,
         })?;
         print!("{report}");
