@@ -28,7 +28,7 @@ target/release/spinfer snapshot --from spin-p2.toml --wasm target/wasm32-wasip2/
 step "scalar component"
 # RUSTFLAGS outranks .cargo/config.toml's target rustflags, so this build has no simd128.
 RUSTFLAGS="-C target-feature=-simd128" \
-    cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm --target-dir target/scalar
+    cargo build -p spinfer-classifier --target wasm32-wasip2 --profile wasm-scalar --target-dir target/scalar
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -r tests/python/requirements.txt

@@ -220,11 +220,11 @@ fn every_gemm_kernel_agrees_with_tracts_own_choice() {
 
 #[test]
 fn simd_build_agrees_with_scalar_build() {
-    let scalar = root().join("target/scalar/wasm32-wasip2/wasm/spinfer_classifier.wasm");
+    let scalar = root().join("target/scalar/wasm32-wasip2/wasm-scalar/spinfer_classifier.wasm");
     assert!(
         scalar.exists(),
         "{} is missing: build it with RUSTFLAGS=\"-C target-feature=-simd128\" cargo build -p spinfer-classifier \
-         --target wasm32-wasip2 --profile wasm --target-dir target/scalar",
+         --target wasm32-wasip2 --profile wasm-scalar --target-dir target/scalar",
         scalar.display()
     );
     let simd = load(&manifest_with(&component_path(), None));

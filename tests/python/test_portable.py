@@ -20,11 +20,13 @@ import pytest
 from own_models import infer_binary
 from support import ROOT, Client, Server, encode, load_test_images
 from test_hostile import CORPUS, send, still_correct
+from test_operations import scrape
 
 SNAPSHOT = ROOT / "target/wasm32-wasip2/wasm/spinfer_classifier_p2.snapshot.wasm"
-# The default model each host is configured with: not spin-p2.toml's own, so that the setting
-# is seen to arrive.
+# The settings each host is configured with: not spin-p2.toml's own, so that they are seen to
+# arrive.
 DEFAULT = "mnist-lean"
+ORIGIN = "https://a.example"
 IMAGES, LABELS = load_test_images(8)
 
 
@@ -74,11 +76,11 @@ class WasmtimeServe(Client):
 
 @pytest.fixture(scope="module", params=["wasmtime-serve", "spinfer-up"])
 def portable(request):
-    env = f"SPINFER_DEFAULT_MODEL={DEFAULT}"
+    env = [f"SPINFER_DEFAULT_MODEL={DEFAULT}", f"SPINFER_ALLOWED_ORIGINS={ORIGIN}"]
     if request.param == "wasmtime-serve":
-        server = WasmtimeServe(env)
+        server = WasmtimeServe(*env)
     else:
-        server = Server("--env", env, manifest="spin-p2.toml")
+        server = Server("--env", env[0], "--env", env[1], manifest="spin-p2.toml")
     yield server
     server.close()
 
@@ -87,6 +89,13 @@ def test_the_configured_default_model_serves(portable):
     assert portable.request("GET", "/healthz").json()["default"] == DEFAULT
     answer = portable.post_json("/predict", {"pixels": IMAGES[0].flatten().tolist()}).json()
     assert answer["model"] == DEFAULT and answer["label"] == LABELS[0], answer
+
+
+def test_the_configured_origin_may_call_and_no_other(portable):
+    allowed = portable.request("GET", "/healthz", headers={"origin": ORIGIN})
+    assert allowed.status == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
+    stranger = portable.request("GET", "/healthz", headers={"origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in stranger.headers
 
 
 def test_json_png_and_a_batch_are_classified(portable):
@@ -129,3 +138,18 @@ def test_hostile_sample(case, portable):
         assert reply.headers["content-type"] == "application/json", reply.headers
         assert isinstance(reply.json()["error"], str)
     still_correct(portable)
+
+
+def test_spinfer_up_makes_an_instance_per_request_for_it():
+    server = Server("--metrics-listen", "127.0.0.1:0", manifest="spin-p2.toml")
+    try:
+        before = scrape(server)
+        for image in IMAGES[:5]:
+            assert server.post_json("/predict", {"pixels": image.flatten().tolist()}).status == 200
+        after = scrape(server)
+    finally:
+        server.close()
+    key = (("component", "classifier"),)
+    started = after[("spinfer_instances_started_total", key)] - before.get(("spinfer_instances_started_total", key), 0)
+    assert started == 5, started
+    assert after.get(("spinfer_instance_reuses_total", key), 0) == 0
