@@ -24,12 +24,10 @@ fn wit_packages_resolve() {
 }
 
 /// The names of the instances a built component imports and exports (its top level only).
-fn world_of(path: &std::path::Path) -> (Vec<String>, Vec<String>) {
+fn world_of(bytes: &[u8]) -> (Vec<String>, Vec<String>) {
     use wasmparser::{Parser, Payload};
-    let bytes =
-        std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}: run `spinfer build`", path.display()));
     let (mut imports, mut exports, mut depth) = (Vec::new(), Vec::new(), 0usize);
-    for payload in Parser::new(0).parse_all(&bytes) {
+    for payload in Parser::new(0).parse_all(bytes) {
         match payload.expect("a valid component") {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
@@ -45,11 +43,15 @@ fn world_of(path: &std::path::Path) -> (Vec<String>, Vec<String>) {
     (imports, exports)
 }
 
-/// Whether `path` validates with `features`.
-fn validates(path: &std::path::Path, features: wasmparser::WasmFeatures) -> Result<(), String> {
-    let bytes = std::fs::read(path).unwrap();
+/// A built component's bytes.
+fn built(path: &std::path::Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}: run `spinfer build`", path.display()))
+}
+
+/// Whether `bytes` validate with `features`.
+fn validates(bytes: &[u8], features: wasmparser::WasmFeatures) -> Result<(), String> {
     wasmparser::Validator::new_with_features(features)
-        .validate_all(&bytes)
+        .validate_all(bytes)
         .map(drop)
         .map_err(|e| e.to_string())
 }
@@ -64,7 +66,8 @@ fn the_portable_build_needs_only_what_a_wasi_http_0_2_host_has() {
         "spinfer_classifier_p2.wasm",
         "spinfer_classifier_p2.snapshot.wasm",
     ] {
-        let (imports, exports) = world_of(&wasm.join(file));
+        let bytes = built(&wasm.join(file));
+        let (imports, exports) = world_of(&bytes);
         assert!(!imports.is_empty(), "{file}: no imports read");
         for import in &imports {
             assert!(
@@ -77,11 +80,11 @@ fn the_portable_build_needs_only_what_a_wasi_http_0_2_host_has() {
             exports.iter().any(|e| e == "wasi:http/incoming-handler@0.2.0"),
             "{file}: {exports:?}"
         );
-        validates(&wasm.join(file), p2_host).unwrap_or_else(|e| panic!("{file}: {e}"));
+        validates(&bytes, p2_host).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
     // The default build is the one with Spin's variables and wasi:http 0.3, which needs the
     // async built-ins.
-    let default = wasm.join("spinfer_classifier.wasm");
+    let default = built(&wasm.join("spinfer_classifier.wasm"));
     let (imports, exports) = world_of(&default);
     assert!(
         imports.iter().any(|i| i == "spin:variables/variables@3.0.0"),

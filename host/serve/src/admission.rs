@@ -37,10 +37,6 @@ pub fn default_max_running() -> usize {
     RUNNING_PER_CORE * cores
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// How much each new run moves the measured run time (an exponentially weighted mean).
 const RUN_WEIGHT: f64 = 0.1;
 
@@ -48,14 +44,20 @@ pub struct Admission {
     running: Semaphore,
     slots: usize,
     max_wait: Duration,
-    /// Since when every arrival has found all slots taken; `None` once one found a free slot.
-    full_since: Mutex<Option<Instant>>,
-    /// When a request was last shed: a full spell does not end within [`BURST`] of it.
-    last_shed: Mutex<Option<Instant>>,
+    spell: Mutex<Spell>,
     /// Requests waiting for a slot now.
     waiting: AtomicUsize,
     /// How long a request holds its slot, in nanoseconds (0 until one has run).
     run_nanos: AtomicU64,
+}
+
+/// The spell of full slots, under one lock.
+#[derive(Default)]
+struct Spell {
+    /// Since when every arrival has found all slots taken; `None` once one found a free slot.
+    full_since: Option<Instant>,
+    /// When a request was last shed: a full spell does not end within [`BURST`] of it.
+    last_shed: Option<Instant>,
 }
 
 /// A running slot: measures how long it was held.
@@ -97,8 +99,7 @@ impl Admission {
             running: Semaphore::new(max_running.max(1)),
             slots: max_running.max(1),
             max_wait,
-            full_since: Mutex::new(None),
-            last_shed: Mutex::new(None),
+            spell: Mutex::default(),
             waiting: AtomicUsize::new(0),
             run_nanos: AtomicU64::new(0),
         }
@@ -134,8 +135,8 @@ impl Admission {
         }
     }
 
-    fn full_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
-        lock(&self.full_since)
+    fn spell(&self) -> std::sync::MutexGuard<'_, Spell> {
+        self.spell.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// A running slot, at once or after waiting behind the requests that came first; `None`
@@ -144,15 +145,16 @@ impl Admission {
         if let Ok(permit) = self.running.try_acquire() {
             // A free slot ends the full spell, unless the server was shedding just now: a queue
             // that drained by shedding is not a burst that was worked off.
-            let shed_recently = lock(&self.last_shed).is_some_and(|at| at.elapsed() < BURST);
-            if !shed_recently {
-                *self.full_since() = None;
+            let mut spell = self.spell();
+            if spell.last_shed.is_none_or(|at| at.elapsed() >= BURST) {
+                spell.full_since = None;
             }
+            drop(spell);
             metrics::queue_wait(Duration::ZERO);
             return Some(self.running(permit));
         }
         let arrived = Instant::now();
-        let full_since = *self.full_since().get_or_insert(arrived);
+        let full_since = *self.spell().full_since.get_or_insert(arrived);
         let mut deadline = (arrived + self.max_wait).max(full_since + BURST);
         let waiting = Waiting::new(&self.waiting);
         let permit = if arrived + self.expected_wait(waiting.ahead) > deadline {
@@ -168,7 +170,7 @@ impl Admission {
                     Err(_) => {
                         // Shed only if the slots have stayed full all along; if one came free
                         // in between, a new full spell began, with its own burst allowance.
-                        let since = (*self.full_since()).unwrap_or_else(Instant::now);
+                        let since = self.spell().full_since.unwrap_or_else(Instant::now);
                         let later = since + BURST;
                         if later <= Instant::now() {
                             break None;
@@ -180,7 +182,7 @@ impl Admission {
         };
         drop(waiting);
         if permit.is_none() {
-            *lock(&self.last_shed) = Some(Instant::now());
+            self.spell().last_shed = Some(Instant::now());
         }
         metrics::queue_wait(arrived.elapsed());
         permit.map(|permit| self.running(permit))
@@ -208,7 +210,7 @@ mod tests {
         admission.ran(Duration::from_millis(100));
         let _held = admission.admit().await.expect("a free slot");
         // The slot has been taken for longer than a burst's allowance.
-        *admission.full_since() = Some(Instant::now() - BURST);
+        admission.spell().full_since = Some(Instant::now() - BURST);
         let shed = admission.admit();
         tokio::pin!(shed);
         // Shed on its first poll, without waiting for its deadline.
@@ -221,7 +223,7 @@ mod tests {
         let admission = Admission::new(1, MAX_WAIT);
         admission.ran(Duration::from_millis(10));
         let held = admission.admit().await.expect("a free slot");
-        *admission.full_since() = Some(Instant::now() - BURST);
+        admission.spell().full_since = Some(Instant::now() - BURST);
         let waiter = admission.admit();
         tokio::pin!(waiter);
         // It waits (the slot is taken) …
@@ -239,11 +241,15 @@ mod tests {
         admission.ran(Duration::from_millis(100));
         let held = admission.admit().await.expect("a free slot");
         let spell = Instant::now() - BURST;
-        *admission.full_since() = Some(spell);
+        admission.spell().full_since = Some(spell);
         assert!(admission.admit().await.is_none(), "shed on arrival");
         drop(held);
         let _next = admission.admit().await.expect("the slot is free");
-        assert_eq!(*admission.full_since(), Some(spell), "the full spell goes on");
+        assert_eq!(
+            admission.spell().full_since,
+            Some(spell),
+            "the full spell goes on"
+        );
     }
 
     /// Polls `future` once: its output if it is ready.
