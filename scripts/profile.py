@@ -2,9 +2,16 @@
 
 Builds the engine's `profile` example natively and for wasm32-wasip2 (the component's `wasm`
 profile), runs the wasm build on the test runner (`target/release/wasm-test`) once per kernel
-(`SPINFER_WASM_GEMM`; `default`: unset, Spinfer's rule), in rounds so that the machine's noise falls on every column alike, and
-prints a Markdown table per model: median microseconds per node, the multiply-adds tract counts
-for it, and the GFLOP/s each column reaches on the matrix products.
+(`SPINFER_WASM_GEMM`; `default`: unset, Spinfer's rule), in rounds so that the machine's noise
+falls on every column alike, and prints a Markdown table per model: median microseconds per node,
+the multiply-adds tract counts for it, the matrix kernel each build ran, the GFLOP/s each column
+reaches on the matrix products, and ONNX Runtime's whole run (one thread) on the same input.
+
+A model is a name in `models/` or one of the third-party models of the bring-your-own tests
+(`tests/python/own_models.py`: `text-orientation`, `text-detector`, `yolov8n`, at the shape they
+are imported with); `NAME:INPUT=D1,D2,…` profiles it at another shape
+(`text-detector:x=1,3,640,640`). A model of more than `--detail` nodes gets a table per op (the
+nodes of one op summed) and its per-node table inside a `<details>` block.
 
 The wasm columns run as `spinfer up` and Spin serve: with epoch interruption on (the runner's
 default). `--epochs on off` adds a column per kernel without it (`4x8 no-epochs`), to see what
@@ -13,6 +20,7 @@ the checks cost.
     .venv/bin/python scripts/profile.py [--runs 300] [--rounds 3] [--models mnist-cnn mnist-compact]
         [--kernels tract default 4x8 4x8u1 6x8 4x16 8x8 4x4] [--epochs on off]
         [--wasm relaxed=path/to/profile.wasm] [--ghz 4.26] [--markdown out.md] [--no-build]
+        [--save raw.json] [--load raw.json]
 
 A relaxed-SIMD build (fused multiply-add in Spinfer's and tract's kernels) to pass as `--wasm`:
 
@@ -20,12 +28,16 @@ A relaxed-SIMD build (fused multiply-add in Spinfer's and tract's kernels) to pa
         --target wasm32-wasip2 -p spinfer-engine --example profile --target-dir target/relaxed
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
+import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,10 +59,27 @@ def build() -> None:
     )
 
 
-def run(column: str, models: list[str], runs: int, builds: dict[str, Path]) -> dict[str, dict]:
-    """One profile per model for one column: `native`, or a wasm kernel choice, prefixed with
+def resolve(model: str) -> tuple[Path, str | None]:
+    """The file (relative to the repository, which the wasm runner mounts) and pinned shape of
+    `NAME[:INPUT=DIMS]`."""
+    name, _, shape = model.partition(":")
+    own = ROOT / "models" / f"{name}.onnx"
+    if own.exists():
+        return own.relative_to(ROOT), shape or None
+    sys.path.insert(0, str(ROOT / "tests" / "python"))
+    from own_models import MODELS  # noqa: PLC0415 (onnxruntime and the wheels, only when asked)
+
+    if name not in MODELS:
+        raise SystemExit(f"{name}: not in models/ nor one of {', '.join(MODELS)}")
+    file, pinned, _ = MODELS[name]
+    return file.resolve().relative_to(ROOT), shape or pinned
+
+
+def run(column: str, model: str, runs: int, builds: dict[str, Path]) -> dict:
+    """One profile of `model` for one column: `native`, or a wasm kernel choice, prefixed with
     the label of another wasm build (`relaxed 4x8`) for that build."""
-    paths = [f"models/{m}.onnx" for m in models]
+    path, shape = resolve(model)
+    args = [*(["--shape", shape] if shape else []), str(path)]
     env = dict(os.environ)
     env.pop("SPINFER_WASM_GEMM", None)
     if column.endswith(NO_EPOCHS):
@@ -59,14 +88,36 @@ def run(column: str, models: list[str], runs: int, builds: dict[str, Path]) -> d
     label, _, kernel = column.rpartition(" ")
     wasm = builds.get(label, WASM)
     if column == "native":
-        command = [str(NATIVE), "--runs", str(runs), *paths]
+        command = [str(NATIVE), "--runs", str(runs), *args]
     else:
         if kernel != "default":
             env["SPINFER_WASM_GEMM"] = kernel
-        command = [str(RUNNER), str(wasm), "--runs", str(runs), *paths]
+        command = [str(RUNNER), str(wasm), "--runs", str(runs), *args]
     out = subprocess.run(command, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
-    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    return {Path(line["model"]).stem: line["profile"] for line in lines}
+    return next(json.loads(line) for line in out.splitlines() if line.startswith("{"))
+
+
+def onnx_runtime(model: str, shape: list, runs: int) -> float:
+    """ONNX Runtime's median whole run in µs, one intra-op thread, on the profile's input (the
+    example's fixed pattern), batch 1."""
+    import numpy as np  # noqa: PLC0415
+    import onnxruntime as ort  # noqa: PLC0415
+
+    path, _ = resolve(model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(ROOT / path), options, providers=["CPUExecutionProvider"])
+    dims = [d if isinstance(d, int) else 1 for d in shape]
+    x = ((np.arange(int(np.prod(dims))) * 37 % 256) / 255.0).astype(np.float32).reshape(dims)
+    feed = {session.get_inputs()[0].name: x}
+    session.run(None, feed)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        session.run(None, feed)
+        times.append((time.perf_counter() - started) * 1e6)
+    return statistics.median(times)
 
 
 def peak_gflops(ghz: float | None) -> tuple[float, str]:
@@ -81,30 +132,96 @@ def peak_gflops(ghz: float | None) -> tuple[float, str]:
     return 4 * 2 * 2 * ghz, f"4 lanes × 2 flops × 2 issued per cycle × {ghz:.2f} GHz"
 
 
-def table(model: str, columns: list[str], profiles: dict[str, list[dict]]) -> str:
-    """Rows: the nodes with multiply-adds, the others summed, the whole run."""
-    def median(column: str, index: int) -> float:
-        return statistics.median(p["nodes"][index]["micros"] for p in profiles[column])
+def table(model: str, columns: list[str], profiles: dict[str, list[dict]], ort_micros: float, detail: int) -> str:
+    """Rows: the nodes with multiply-adds (or, past `detail` nodes, each op's nodes summed), the
+    others summed, the whole run, the serving API's run, GFLOP/s on the products; the ratio of
+    the first wasm column to native; ONNX Runtime's whole run. Nodes are matched by name: a build
+    may optimise a node differently (a direct convolution natively, im2col and a product in wasm),
+    and a node a column lacks counts 0 there."""
+    nodes_of = {c: profiles[c][0]["profile"]["nodes"] for c in columns}
+    micros = {
+        c: {n["node"]: statistics.median(p["profile"]["nodes"][i]["micros"] for p in profiles[c])
+            for i, n in enumerate(nodes_of[c])}
+        for c in columns
+    }
+    nodes = {n["node"]: n for c in columns for n in reversed(nodes_of[c])}
+    order = list(dict.fromkeys(n["node"] for c in columns for n in nodes_of[c]))
+    wasm = next((c for c in columns if c != "native"), None)
+    shown = ["native", wasm] if wasm else ["native"]
 
-    first = profiles[columns[0]][0]["nodes"]
-    header = ["node", "op", "multiply-adds", *[f"{c} µs" for c in columns]]
+    def kernels(names: list[str]) -> str:
+        per_build = []
+        for c in shown:
+            found = dict.fromkeys(n["kernel"] for n in nodes_of[c] if n["node"] in names and n["kernel"])
+            per_build.append(", ".join(found) or "—")
+        return " / ".join(per_build) if any(k != "—" for k in per_build) else ""
+
+    def total(c: str, names: list[str]) -> float:
+        return sum(micros[c].get(name, 0.0) for name in names)
+
+    def line(label: str, op: str, kern: str, macs: str, values: list[float]) -> str:
+        cells = [f"{v:,.1f}" for v in values]
+        if wasm:
+            cells.append(f"{values[1] / values[0]:.2f}×" if values[0] else "")
+        return f"| {label} | {op} | {kern} | {macs} | " + " | ".join(cells) + " |"
+
+    header = ["node", "op", "kernel (native / wasm)", "multiply-adds", *[f"{c} µs" for c in columns]]
+    if wasm:
+        header.append(f"{wasm} / native")
     rows = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    heavy = [i for i, n in enumerate(first) if n["multiply_adds"] > 0]
-    light = [i for i, n in enumerate(first) if n["multiply_adds"] == 0]
-    for i in heavy:
-        node = first[i]
-        cells = [f"{median(c, i):.1f}" for c in columns]
-        rows.append(f"| {node['node']} | {node['op']} | {node['multiply_adds']:,} | " + " | ".join(cells) + " |")
-    others = [f"{sum(median(c, i) for i in light):.1f}" for c in columns]
-    rows.append(f"| {len(light)} other nodes | | | " + " | ".join(others) + " |")
-    whole = [f"**{statistics.median(p['run_micros'] for p in profiles[c]):.1f}**" for c in columns]
-    rows.append("| whole run | | | " + " | ".join(whole) + " |")
-    api = [f"{statistics.median(p['api_micros'] for p in profiles[c]):.1f}" for c in columns]
-    rows.append("| `Classifier::run`, untimed nodes | | | " + " | ".join(api) + " |")
-    macs = sum(first[i]["multiply_adds"] for i in heavy)
-    rates = [f"{2 * macs / (sum(median(c, i) for i in heavy) * 1e3):.1f}" for c in columns]
-    rows.append(f"| GFLOP/s on the products | | {macs:,} | " + " | ".join(rates) + " |")
-    return f"**{model}** (batch 1)\n\n" + "\n".join(rows) + "\n"
+    per_node = list(rows)
+    for name in order:
+        node = nodes[name]
+        macs = f"{node['multiply_adds']:,}" if node["multiply_adds"] else ""
+        label = f"{name} ({node['mkn']})" if node["mkn"] else name
+        per_node.append(line(label, node["op"], kernels([name]), macs, [total(c, [name]) for c in columns]))
+    heavy = [name for name in order if nodes[name]["multiply_adds"] > 0]
+    light = [name for name in order if nodes[name]["multiply_adds"] == 0]
+    if len(order) > detail:
+        groups: dict[str, list[str]] = defaultdict(list)
+        for name in order:
+            # Matrix-vector products (N = 1) apart from the others.
+            op = nodes[name]["op"] + (", N = 1" if nodes[name]["mkn"].endswith("×1") else "")
+            groups[op].append(name)
+        for op in sorted(groups, key=lambda g: -total(columns[-1], groups[g])):
+            members = groups[op]
+            macs = sum(nodes[name]["multiply_adds"] for name in members)
+            rows.append(line(f"{len(members)} node{'s' if len(members) > 1 else ''}", op, kernels(members), f"{macs:,}" if macs else "",
+                             [total(c, members) for c in columns]))
+    else:
+        for name in heavy:
+            node = nodes[name]
+            label = f"{name} ({node['mkn']})" if node["mkn"] else name
+            rows.append(line(label, node["op"], kernels([name]), f"{node['multiply_adds']:,}",
+                             [total(c, [name]) for c in columns]))
+        rows.append(line(f"{len(light)} other nodes", "", "", "", [total(c, light) for c in columns]))
+
+    def whole(c: str, key: str) -> float:
+        return statistics.median(p["profile"][key] for p in profiles[c])
+
+    rows.append(line("**whole run**", "", "", "", [whole(c, "run_micros") for c in columns]))
+    rows.append(line("`Model::classify`, untimed nodes", "", "", "", [whole(c, "api_micros") for c in columns]))
+    macs = {c: sum(n["multiply_adds"] for n in nodes_of[c] if n["mkn"]) for c in columns}
+    rates = [f"{2 * macs[c] / (total(c, [n['node'] for n in nodes_of[c] if n['mkn']]) * 1e3):.1f}" for c in columns]
+    rows.append(f"| GFLOP/s on the products | | | {macs['native']:,} | " + " | ".join(rates) + (" | |" if wasm else " |"))
+    shape = "×".join(str(d) for d in profiles["native"][0]["shape"])
+    text = f"**{model}** (batch 1, input {shape}; ONNX Runtime, one thread: {ort_micros:,.1f} µs)\n\n"
+    text += "\n".join(rows) + "\n"
+    if len(order) > detail:
+        text += f"\n<details><summary>{model}: each of its {len(order)} nodes</summary>\n\n"
+        text += "\n".join(per_node) + "\n\n</details>\n"
+    return text
+
+
+def routines(columns: list[str], profiles: dict[str, list[dict]]) -> str:
+    """Which kernel of tract-linalg's routine registry each build runs for each element-wise,
+    reduction and depthwise function (`generic_…` and `S…4` are tract's portable Rust)."""
+    builds = ["native", *[c for c in columns if c != "native"][:1]]
+    found = [profiles[b][0].get("routines", {}) for b in builds]
+    rows = ["| function | " + " | ".join(f"{b} kernel" for b in builds) + " |", "|" + " --- |" * (len(builds) + 1)]
+    for func in found[0]:
+        rows.append(f"| {func} | " + " | ".join(f.get(func, "") for f in found) + " |")
+    return "Element-wise and other routines (tract-linalg's registry), per build:\n\n" + "\n".join(rows) + "\n"
 
 
 def main() -> None:
@@ -114,7 +231,10 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mnist-cnn", "mnist-compact"])
     parser.add_argument("--kernels", nargs="+", default=["tract", "default", "4x8"])
     parser.add_argument("--epochs", nargs="+", choices=["on", "off"], default=["on"])
+    parser.add_argument("--detail", type=int, default=40, help="past this many nodes, a table per op")
     parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--save", type=Path, help="write the raw profiles here (JSON)")
+    parser.add_argument("--load", type=Path, help="make the tables from raw profiles saved before; run nothing")
     parser.add_argument("--no-build", action="store_true")
     parser.add_argument(
         "--wasm",
@@ -125,21 +245,29 @@ def main() -> None:
     )
     parser.add_argument("--ghz", type=float, help="the clock for the SIMD128 peak (default: /proc/cpuinfo's)")
     args = parser.parse_args()
-    if not args.no_build:
+    if not args.no_build and not args.load:
         build()
     builds = {label: Path(path) for label, _, path in (w.partition("=") for w in args.wasm)}
     kernels = [*args.kernels, *[f"{label} {k}" for label in builds for k in args.kernels]]
     suffixes = {"on": "", "off": NO_EPOCHS}
     columns = ["native", *[k + suffixes[e] for k in kernels for e in args.epochs]]
-    profiles: dict[str, dict[str, list]] = {m: {c: [] for c in columns} for m in args.models}
-    for round_ in range(args.rounds):
-        for column in columns:
-            print(f"round {round_ + 1}/{args.rounds}: {column}", file=sys.stderr)
-            for model, profile in run(column, args.models, args.runs, builds).items():
-                profiles[model][column].append(profile)
+    if args.load:
+        saved = json.loads(args.load.read_text())
+        columns, profiles, ort = saved["columns"], saved["profiles"], saved["onnx_runtime"]
+    else:
+        profiles = {m: {c: [] for c in columns} for m in args.models}
+        for round_ in range(args.rounds):
+            for column in columns:
+                print(f"round {round_ + 1}/{args.rounds}: {column}", file=sys.stderr)
+                for model in args.models:
+                    profiles[model][column].append(run(column, model, args.runs, builds))
+        ort = {m: onnx_runtime(m, profiles[m]["native"][0]["shape"], args.runs) for m in args.models}
+    if args.save:
+        args.save.write_text(json.dumps({"columns": columns, "profiles": profiles, "onnx_runtime": ort}))
+    text = "".join(table(m, columns, profiles[m], ort[m], args.detail) + "\n" for m in profiles)
+    text += routines(columns, next(iter(profiles.values()))) + "\n"
     peak, how = peak_gflops(args.ghz)
-    text = "\n".join(table(m, columns, profiles[m]) for m in args.models)
-    text += f"\nSIMD128 peak on this host: {peak:.1f} GFLOP/s ({how}).\n"
+    text += f"SIMD128 peak on this host: {peak:.1f} GFLOP/s ({how}).\n"
     print(text)
     if args.markdown:
         args.markdown.write_text(text)

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::ops::Cost;
+use tract_onnx::tract_core::ops::matmul::optimized::OptMatMul;
 use tract_onnx::tract_core::plan::eval;
 
 use crate::{EngineError, Model};
@@ -19,6 +20,11 @@ pub struct NodeTime {
     pub micros: f64,
     /// f32 multiply-adds one run of the node does, by tract's count (0 when it counts none).
     pub multiply_adds: u64,
+    /// The matrix kernels a product node runs (tract-linalg's names, as its dispatch chose
+    /// them in this build); empty for any other node.
+    pub kernel: String,
+    /// A product node's `M×K×N` (K where tract can tell it); empty for any other node.
+    pub mkn: String,
 }
 
 /// A profile: each node in plan order, the median of whole runs timed the same way, and the
@@ -109,11 +115,21 @@ impl Model {
         for &id in plan.order_without_consts() {
             let node = model.node(id);
             let multiply_adds = node_multiply_adds(model, id).map_err(fail)?;
+            let product = node.op_as::<OptMatMul>();
+            let kernel = product.map_or_else(String::new, |op| {
+                op.mmm.iter().map(|k| k.name()).collect::<Vec<_>>().join(" / ")
+            });
+            let mkn = product.map_or_else(String::new, |op| {
+                let k = op.guess_k().map_or_else(|| "?".into(), |k| k.to_string());
+                format!("{}×{k}×{}", op.m(), op.n())
+            });
             nodes.push(NodeTime {
                 node: node.name.clone(),
                 op: node.op.name().to_string(),
                 micros: median_micros(&mut node_times[id]),
                 multiply_adds,
+                kernel,
+                mkn,
             });
         }
         let mut api_times = Vec::with_capacity(runs);

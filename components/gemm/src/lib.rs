@@ -1,4 +1,5 @@
-//! Spinfer's own f32 matmul kernels for tract in wasm, and the dispatch rule that runs them.
+//! Spinfer's own f32 kernels for tract in wasm: matrix products and the dispatch rule that runs
+//! them, and two activations (sigmoid, SiLU; see `activation`).
 //!
 //! tract-linalg 0.23.9 runs its `wasm_f32_8x8` kernel for every GEMM in wasm: sixteen v128
 //! accumulators, tuned on an Apple M1 with 32 vector registers. An x86 host has 16, so the tile
@@ -9,6 +10,8 @@
 //! `MmmRoutine` built with `DynKernel::new`, and the rule is an `MmmTier` above tract's own wasm
 //! tier. Nothing here is compiled outside wasm32 + simd128.
 
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod activation;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod kernel;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -35,12 +38,13 @@ const KERNELS: [(&str, &str); 3] = [
     ("4x8u1", "spinfer_wasm_f32_4x8_u1"),
 ];
 
-/// Keeps the kernels and the tier in the link: wasm-ld drops an object that only `inventory`
+/// Keeps the kernels, the activations and the tier in the link: wasm-ld drops an object that only `inventory`
 /// references. Call it once before a model is optimised.
 pub fn keep() {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
         kernel::keep();
         tier::keep();
+        activation::keep();
     }
 }

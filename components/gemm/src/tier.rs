@@ -3,7 +3,9 @@
 //! registry. It answers only where N is known and above 1; matrix-vector products and a
 //! symbolic N stay tract's. Unless `SPINFER_WASM_GEMM` says otherwise, Spinfer's 4×8 runs where
 //! the product is at least [`MIN_DEPTH`] deep; below it tract's 8×8, which does twice the work per
-//! tile for the same fixed cost, wins (measured on mnist-cnn's first layer, K = 9: 31 µs against 47).
+//! tile for the same fixed cost, wins (BENCHMARKS.md, "Real-size models": the PP-OCRv4 detector's
+//! 1×1 convolutions, K = 16–192, run 1.1–2× faster on the 8×8; its K = 864 products and
+//! mnist-cnn's K = 288 and 576 ones 10–15 % faster on the 4×8).
 
 use tract_data::prelude::DatumType;
 use tract_linalg::isa::{Arch, IsaSet};
@@ -29,7 +31,7 @@ fn kernel_named(tile: &str) -> Option<&'static str> {
 }
 
 /// The shallowest product (K) Spinfer's default tile takes.
-const MIN_DEPTH: usize = 32;
+const MIN_DEPTH: usize = 256;
 
 fn preferred(_: &IsaSet, accumulator: DatumType, query: &Query, _: &[Suitable]) -> Option<&'static str> {
     if accumulator != DatumType::F32 || query.n.is_none_or(|n| n < 2) {
@@ -37,7 +39,7 @@ fn preferred(_: &IsaSet, accumulator: DatumType, query: &Query, _: &[Suitable]) 
     }
     match std::env::var(WASM_GEMM_VAR) {
         Ok(choice) => kernel_named(&choice),
-        Err(_) if query.k.is_some_and(|k| k < MIN_DEPTH) => None,
+        Err(_) if query.k.is_none_or(|k| k < MIN_DEPTH) => None,
         Err(_) => kernel_named(DEFAULT_TILE),
     }
 }

@@ -1,0 +1,150 @@
+//! Sigmoid and SiLU (`x · sigmoid(x)`) for f32 in wasm SIMD128, sixteen values per loop turn.
+//!
+//! tract-linalg 0.23.9 runs its portable sigmoid in wasm and a SIMD128 SiLU that works one
+//! vector per loop turn; Spin and `spinfer up` run wasm with epoch interruption, and Cranelift
+//! checks the epoch at every loop header. These take four independent vectors per turn.
+//!
+//! `sigmoid(x) = 1 / (1 + e^(-x))`, with `e^y` as `2^n · p(r)`: `n` the nearest integer to
+//! `y / ln 2`, `r = y - n ln 2` (ln 2 in two parts, so `r` keeps its low bits) and `p` the Taylor
+//! polynomial of degree 6 (its error below 2e-7 relative for |r| ≤ ln 2 / 2); `y` is clamped to
+//! ±87, where `2^n` is still a normal float.
+//!
+//! Both reach tract through tract-linalg's public routine registry (an `inventory` of `Routine`s):
+//! each is declared for wasm SIMD128, needing the SIMD128 instruction set, which ranks it above
+//! tract's own kernels for the same functions.
+
+use std::arch::wasm32::*;
+
+use tract_linalg::element_wise::ElementWiseKer;
+use tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_linalg::routines::{Func, Routine, RoutineFactory};
+
+/// Values per loop turn: four vectors.
+const NR: usize = 16;
+
+const CLAMP: f32 = 87.0;
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+/// ln 2 = LN2_HI + LN2_LO; LN2_HI has few enough bits that `n · LN2_HI` is exact for |n| < 128.
+const LN2_HI: f32 = 0.693_359_4;
+const LN2_LO: f32 = -2.121_944_4e-4;
+
+/// `e^y` for each lane, |y| ≤ [`CLAMP`].
+#[inline(always)]
+fn exp(y: v128) -> v128 {
+    let n = f32x4_nearest(f32x4_mul(y, f32x4_splat(LOG2_E)));
+    let r = f32x4_sub(y, f32x4_mul(n, f32x4_splat(LN2_HI)));
+    let r = f32x4_sub(r, f32x4_mul(n, f32x4_splat(LN2_LO)));
+    // 1 + r + r²/2! + … + r⁶/6!, by Horner.
+    let mut p = f32x4_splat(1.0 / 720.0);
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = f32x4_add(f32x4_mul(p, r), f32x4_splat(c));
+    }
+    // 2^n: n + 127 in the exponent field.
+    let scale = i32x4_shl(i32x4_add(i32x4_trunc_sat_f32x4(n), i32x4_splat(127)), 23);
+    f32x4_mul(p, scale)
+}
+
+#[inline(always)]
+fn sigmoid(x: v128) -> v128 {
+    let y = f32x4_min(f32x4_max(f32x4_neg(x), f32x4_splat(-CLAMP)), f32x4_splat(CLAMP));
+    f32x4_div(f32x4_splat(1.0), f32x4_add(f32x4_splat(1.0), exp(y)))
+}
+
+/// `f` over `buf` in place, four vectors per loop turn. `buf` holds a multiple of [`NR`] values,
+/// 16-byte aligned (tract-linalg's element-wise driver guarantees both from `nr` and
+/// `alignment_bytes`).
+#[inline(always)]
+fn map(buf: &mut [f32], f: impl Fn(v128) -> v128) {
+    debug_assert!(buf.len().is_multiple_of(NR));
+    for chunk in buf.chunks_exact_mut(NR) {
+        let p = chunk.as_mut_ptr() as *mut v128;
+        // SAFETY: `chunk` is NR = four vectors of f32.
+        unsafe {
+            let v = [
+                p.read_unaligned(),
+                p.add(1).read_unaligned(),
+                p.add(2).read_unaligned(),
+                p.add(3).read_unaligned(),
+            ];
+            let out = v.map(&f);
+            for (i, o) in out.into_iter().enumerate() {
+                p.add(i).write_unaligned(o);
+            }
+        }
+    }
+}
+
+/// Spinfer's sigmoid.
+#[derive(Clone, Debug)]
+pub struct Sigmoid16;
+
+impl ElementWiseKer<f32> for Sigmoid16 {
+    fn name() -> &'static str {
+        "spinfer_wasm_sigmoid_f32_16n"
+    }
+    fn alignment_items() -> usize {
+        4
+    }
+    fn nr() -> usize {
+        NR
+    }
+    fn run(buf: &mut [f32], _: ()) {
+        map(buf, sigmoid);
+    }
+}
+
+/// Spinfer's SiLU.
+#[derive(Clone, Debug)]
+pub struct Silu16;
+
+impl ElementWiseKer<f32> for Silu16 {
+    fn name() -> &'static str {
+        "spinfer_wasm_silu_f32_16n"
+    }
+    fn alignment_items() -> usize {
+        4
+    }
+    fn nr() -> usize {
+        NR
+    }
+    fn run(buf: &mut [f32], _: ()) {
+        map(buf, |x| f32x4_mul(x, sigmoid(x)));
+    }
+}
+
+/// Needing SIMD128 ranks these above tract's wasm kernels, which need nothing.
+const SIMD128: IsaReq = IsaReq {
+    needs: &[Isa::Wasm32Simd128],
+};
+
+inventory::submit! {
+    Routine {
+        func: Func::Sigmoid,
+        arch: Some(Arch::Wasm32Simd128),
+        isa: SIMD128,
+        boost: 0,
+        round_trip: false,
+        factory: RoutineFactory::F32(Sigmoid16::ew),
+    }
+}
+
+inventory::submit! {
+    Routine {
+        func: Func::Silu,
+        arch: Some(Arch::Wasm32Simd128),
+        isa: SIMD128,
+        boost: 0,
+        round_trip: false,
+        factory: RoutineFactory::F32(Silu16::ew),
+    }
+}
+
+pub(crate) fn keep() {
+    std::hint::black_box((
+        <Sigmoid16 as ElementWiseKer<f32>>::run as *const (),
+        <Silu16 as ElementWiseKer<f32>>::run as *const (),
+    ));
+}
+
+#[cfg(test)]
+mod tests;
