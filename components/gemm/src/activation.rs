@@ -9,9 +9,9 @@
 //! polynomial of degree 6 (its error below 2e-7 relative for |r| ≤ ln 2 / 2); `y` is clamped to
 //! ±87, where `2^n` is still a normal float.
 //!
-//! Both reach tract through tract-linalg's public routine registry (an `inventory` of `Routine`s):
-//! each is declared for wasm SIMD128, needing the SIMD128 instruction set, which ranks it above
-//! tract's own kernels for the same functions.
+//! Both reach tract through tract-linalg's public routine registry (an `inventory` of `Routine`s),
+//! declared for wasm SIMD128 with a boost of [`BOOST`], which ranks them above tract's own kernels
+//! for the same functions (same architecture, same instruction-set level).
 
 use std::arch::wasm32::*;
 
@@ -112,17 +112,20 @@ impl ElementWiseKer<f32> for Silu16 {
     }
 }
 
-/// Needing SIMD128 ranks these above tract's wasm kernels, which need nothing.
 const SIMD128: IsaReq = IsaReq {
     needs: &[Isa::Wasm32Simd128],
 };
+
+/// Above tract's wasm kernels, which declare 0 at the same level (a tie tract-linalg breaks by
+/// name, which tract's `wasm_simd128` would win).
+const BOOST: isize = 1;
 
 inventory::submit! {
     Routine {
         func: Func::Sigmoid,
         arch: Some(Arch::Wasm32Simd128),
         isa: SIMD128,
-        boost: 0,
+        boost: BOOST,
         round_trip: false,
         factory: RoutineFactory::F32(Sigmoid16::ew),
     }
@@ -133,7 +136,7 @@ inventory::submit! {
         func: Func::Silu,
         arch: Some(Arch::Wasm32Simd128),
         isa: SIMD128,
-        boost: 0,
+        boost: BOOST,
         round_trip: false,
         factory: RoutineFactory::F32(Silu16::ew),
     }
