@@ -1,5 +1,5 @@
 //! Spinfer's own f32 kernels for tract in wasm: matrix products and the dispatch rule that runs
-//! them, and two activations (sigmoid, SiLU; see `activation`).
+//! them, and SiLU (see `activation`).
 //!
 //! tract-linalg 0.23.9 runs its `wasm_f32_8x8` kernel for every GEMM in wasm: sixteen v128
 //! accumulators, tuned on an Apple M1 with 32 vector registers. An x86 host has 16, so the tile
