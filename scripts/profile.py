@@ -3,7 +3,8 @@
 Builds the engine's `profile` example natively and for wasm32-wasip2 (the component's `wasm`
 profile), runs the wasm build on the test runner (`target/release/wasm-test`) once per kernel
 (`SPINFER_WASM_GEMM`; `default`: unset, Spinfer's rule), in rounds so that the machine's noise
-falls on every column alike, and prints a Markdown table per model: median microseconds per node,
+falls on every column alike (the wasm columns in one order, then the reverse), and prints a
+Markdown table per model: median microseconds per node,
 the multiply-adds tract counts for it, the matrix kernel each build ran, the GFLOP/s each column
 reaches on the matrix products, and ONNX Runtime's whole run (one thread) on the same input.
 
@@ -257,7 +258,10 @@ def main() -> None:
     else:
         profiles = {m: {c: [] for c in columns} for m in args.models}
         for round_ in range(args.rounds):
-            for column in columns:
+            # The wasm columns in turn in one order, then the other: on this machine the first
+            # wasm run after the native one runs slower, whichever build it is.
+            order = columns if round_ % 2 == 0 else [columns[0], *reversed(columns[1:])]
+            for column in order:
                 print(f"round {round_ + 1}/{args.rounds}: {column}", file=sys.stderr)
                 for model in args.models:
                     profiles[model][column].append(run(column, model, args.runs, builds))
