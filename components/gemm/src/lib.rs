@@ -1,5 +1,5 @@
 //! Spinfer's own f32 kernels for tract in wasm: matrix products and the dispatch rule that runs
-//! them, and SiLU (see `activation`).
+//! them, SiLU (`activation`), and element-wise add and multiply (`binary`).
 //!
 //! tract-linalg 0.23.9 runs its `wasm_f32_8x8` kernel for every GEMM in wasm: sixteen v128
 //! accumulators, tuned on an Apple M1 with 32 vector registers. An x86 host has 16, so the tile
@@ -12,6 +12,8 @@
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod activation;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod binary;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod kernel;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -46,5 +48,6 @@ pub fn keep() {
         kernel::keep();
         tier::keep();
         activation::keep();
+        binary::keep();
     }
 }
