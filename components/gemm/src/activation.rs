@@ -13,17 +13,16 @@
 //! ±87, where `2^n` is still a normal float.
 //!
 //! It reaches tract through tract-linalg's public routine registry (an `inventory` of `Routine`s),
-//! declared for wasm SIMD128 with a boost of [`BOOST`], which ranks it above tract's own kernel
-//! (same architecture, same instruction-set level).
+//! declared for wasm SIMD128 with a boost of 1 (`lanes::BOOST`), which ranks it above tract's
+//! own kernel (same architecture, same instruction-set level).
 
 use std::arch::wasm32::*;
 
 use tract_linalg::element_wise::ElementWiseKer;
-use tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_linalg::isa::Arch;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};
 
-/// Values per loop turn: four vectors.
-const NR: usize = 16;
+use crate::lanes::{ALIGNMENT_ITEMS, BOOST, NR, SIMD128, map};
 
 const CLAMP: f32 = 87.0;
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
@@ -53,30 +52,6 @@ fn sigmoid(x: v128) -> v128 {
     f32x4_div(f32x4_splat(1.0), f32x4_add(f32x4_splat(1.0), exp(y)))
 }
 
-/// `f` over `buf` in place, four vectors per loop turn. `buf` holds a multiple of [`NR`] values,
-/// 16-byte aligned (tract-linalg's element-wise driver guarantees both from `nr` and
-/// `alignment_bytes`).
-#[inline(always)]
-fn map(buf: &mut [f32], f: impl Fn(v128) -> v128) {
-    debug_assert!(buf.len().is_multiple_of(NR));
-    for chunk in buf.chunks_exact_mut(NR) {
-        let p = chunk.as_mut_ptr() as *mut v128;
-        // SAFETY: `chunk` is NR = four vectors of f32.
-        unsafe {
-            let v = [
-                p.read_unaligned(),
-                p.add(1).read_unaligned(),
-                p.add(2).read_unaligned(),
-                p.add(3).read_unaligned(),
-            ];
-            let out = v.map(&f);
-            for (i, o) in out.into_iter().enumerate() {
-                p.add(i).write_unaligned(o);
-            }
-        }
-    }
-}
-
 /// Spinfer's SiLU.
 #[derive(Clone, Debug)]
 pub struct Silu16;
@@ -86,7 +61,7 @@ impl ElementWiseKer<f32> for Silu16 {
         "spinfer_wasm_silu_f32_16n"
     }
     fn alignment_items() -> usize {
-        4
+        ALIGNMENT_ITEMS
     }
     fn nr() -> usize {
         NR
@@ -95,14 +70,6 @@ impl ElementWiseKer<f32> for Silu16 {
         map(buf, |x| f32x4_mul(x, sigmoid(x)));
     }
 }
-
-const SIMD128: IsaReq = IsaReq {
-    needs: &[Isa::Wasm32Simd128],
-};
-
-/// Above tract's wasm kernel, which declares 0 at the same level (a tie tract-linalg breaks by
-/// name, which tract's `wasm_simd128` would win).
-const BOOST: isize = 1;
 
 inventory::submit! {
     Routine {

@@ -7,19 +7,18 @@
 //! BENCHMARKS.md, "Real-size models": the detector's chains 2.6–3.3× faster). IEEE addition and
 //! multiplication round each lane exactly as the scalar code does, so results are bit-identical
 //! to tract's. They reach tract through tract-linalg's public routine registry, declared for wasm
-//! SIMD128 with a boost of 1 above tract's portable kernels.
+//! SIMD128 with a boost of 1 (`lanes::BOOST`) above tract's portable kernels.
 
 use std::arch::wasm32::*;
 
 use tract_linalg::BinOp;
 use tract_linalg::by_scalar::ByScalarKer;
 use tract_linalg::element_wise::ElementWiseKer;
-use tract_linalg::isa::{Arch, Isa, IsaReq};
+use tract_linalg::isa::Arch;
 use tract_linalg::routines::{Func, Routine, RoutineFactory};
 use tract_linalg::unicast::UnicastKer;
 
-/// Values per loop turn: four vectors.
-const NR: usize = 16;
+use crate::lanes::{ALIGNMENT_ITEMS, BOOST, NR, SIMD128, map, zip_map};
 
 macro_rules! kernels {
     ($unicast:ident, $by_scalar:ident, $op:ident, $f:path) => {
@@ -31,24 +30,13 @@ macro_rules! kernels {
                 stringify!($unicast)
             }
             fn alignment_items() -> usize {
-                4
+                ALIGNMENT_ITEMS
             }
             fn nr() -> usize {
                 NR
             }
             fn run(a: &mut [f32], b: &[f32]) {
-                for (a, b) in a.chunks_exact_mut(NR).zip(b.chunks_exact(NR)) {
-                    let pa = a.as_mut_ptr() as *mut v128;
-                    let pb = b.as_ptr() as *const v128;
-                    // SAFETY: both chunks are NR = four vectors of f32.
-                    unsafe {
-                        let r =
-                            [0, 1, 2, 3].map(|j| $f(pa.add(j).read_unaligned(), pb.add(j).read_unaligned()));
-                        for (j, v) in r.into_iter().enumerate() {
-                            pa.add(j).write_unaligned(v);
-                        }
-                    }
-                }
+                zip_map(a, b, |x, y| $f(x, y));
             }
         }
         /// `a op= s` for one scalar `s`.
@@ -59,23 +47,14 @@ macro_rules! kernels {
                 stringify!($by_scalar)
             }
             fn alignment_items() -> usize {
-                4
+                ALIGNMENT_ITEMS
             }
             fn nr() -> usize {
                 NR
             }
             fn run(buf: &mut [f32], s: f32) {
                 let s = f32x4_splat(s);
-                for a in buf.chunks_exact_mut(NR) {
-                    let pa = a.as_mut_ptr() as *mut v128;
-                    // SAFETY: the chunk is NR = four vectors of f32.
-                    unsafe {
-                        let r = [0, 1, 2, 3].map(|j| $f(pa.add(j).read_unaligned(), s));
-                        for (j, v) in r.into_iter().enumerate() {
-                            pa.add(j).write_unaligned(v);
-                        }
-                    }
-                }
+                map(buf, |v| $f(v, s));
             }
         }
         impl ByScalarKer<f32> for $by_scalar {}
@@ -84,7 +63,7 @@ macro_rules! kernels {
                 func: Func::BinUnicast(BinOp::$op),
                 arch: Some(Arch::Wasm32Simd128),
                 isa: SIMD128,
-                boost: 1,
+                boost: BOOST,
                 round_trip: false,
                 factory: RoutineFactory::BinF32 {
                     name: <$unicast as UnicastKer<f32>>::name,
@@ -97,7 +76,7 @@ macro_rules! kernels {
                 func: Func::BinByScalar(BinOp::$op),
                 arch: Some(Arch::Wasm32Simd128),
                 isa: SIMD128,
-                boost: 1,
+                boost: BOOST,
                 round_trip: false,
                 factory: RoutineFactory::BinF32 {
                     name: <$by_scalar as ElementWiseKer<f32, f32>>::name,
@@ -107,10 +86,6 @@ macro_rules! kernels {
         }
     };
 }
-
-const SIMD128: IsaReq = IsaReq {
-    needs: &[Isa::Wasm32Simd128],
-};
 
 kernels!(SpinferAdd16, SpinferAddByScalar16, Add, f32x4_add);
 kernels!(SpinferMul16, SpinferMulByScalar16, Mul, f32x4_mul);

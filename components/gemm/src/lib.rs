@@ -17,6 +17,8 @@ mod binary;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod kernel;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod lanes;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod tier;
 
 /// Names the f32 GEMM kernel tract runs in wasm, read when a model is optimised: one of Spinfer's
@@ -40,8 +42,8 @@ const KERNELS: [(&str, &str); 3] = [
     ("4x8u1", "spinfer_wasm_f32_4x8_u1"),
 ];
 
-/// Keeps the kernels, the activations and the tier in the link: wasm-ld drops an object that only `inventory`
-/// references. Call it once before a model is optimised.
+/// Keeps the kernels (products, SiLU, add and multiply) and the tier in the link: wasm-ld drops
+/// an object that only `inventory` references. Call it once before a model is optimised.
 pub fn keep() {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
