@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "target/release/examples/profile"
 WASM = ROOT / "target/wasm32-wasip2/wasm/examples/profile.wasm"
 RUNNER = ROOT / "target/release/wasm-test"
+# Where `own_models` (the third-party models of the bring-your-own tests) lives.
+sys.path.append(str(ROOT / "tests" / "python"))
 # A column's suffix for a run without epoch interruption.
 NO_EPOCHS = " no-epochs"
 
@@ -67,7 +69,6 @@ def resolve(model: str) -> tuple[Path, str | None]:
     own = ROOT / "models" / f"{name}.onnx"
     if own.exists():
         return own.relative_to(ROOT), shape or None
-    sys.path.insert(0, str(ROOT / "tests" / "python"))
     from own_models import MODELS  # noqa: PLC0415 (onnxruntime and the wheels, only when asked)
 
     if name not in MODELS:
