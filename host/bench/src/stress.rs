@@ -2,7 +2,10 @@
 //! connection sends a mix of valid and invalid requests back to back, and every answer is
 //! checked against what that request must get; a 503 with `Retry-After` (load shedding) is
 //! counted and honoured (the connection waits that long, at most 1 s, as a well-behaved client
-//! does), anything else unexpected is a wrong answer. The server's resident memory is sampled
+//! does), anything else unexpected is a wrong answer. The latency of the correct answers is
+//! taken twice: at the client, and at the server (the `host` metric of `server-timing`, from the
+//! request's arrival in the runner to its response), so that a load generator sharing the
+//! server's cores can be told apart from the server. The server's resident memory is sampled
 //! once a second.
 
 use std::net::SocketAddr;
@@ -14,6 +17,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use spinfer_serve::app::{HOST_TIMING, SERVER_TIMING, server_timing_ms};
 use spinfer_serve::process::ServerProcess;
 
 use crate::load::{median, percentile};
@@ -101,20 +105,24 @@ pub struct StressResult {
     pub connections: usize,
     pub seconds: f64,
     pub counts: Counts,
-    /// Latency of the correct answers.
+    /// Latency of the correct answers, at the client.
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The same answers' time in the server (`server-timing: host`).
+    pub host_p99_ms: f64,
     /// Resident memory of the server: the median of the first and of the last 10 s sampled
     /// after warm-up, in MiB.
     pub rss_first_mib: f64,
     pub rss_last_mib: f64,
 }
 
-/// One connection's answers, and the latencies of its correct ones.
+/// One connection's answers, and the latencies of its correct ones (at the client, and in the
+/// server).
 #[derive(Default)]
 struct Tally {
     counts: Counts,
     latencies: Vec<f64>,
+    host_latencies: Vec<f64>,
 }
 
 async fn connection(
@@ -150,6 +158,11 @@ async fn connection(
             let answer = match sender.send_request(request).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    let host_ms = response
+                        .headers()
+                        .get_all(SERVER_TIMING)
+                        .iter()
+                        .find_map(|v| server_timing_ms(v.to_str().ok()?, HOST_TIMING));
                     let retry = response
                         .headers()
                         .get(http::header::RETRY_AFTER)
@@ -159,11 +172,11 @@ async fn connection(
                         .into_body()
                         .collect()
                         .await
-                        .map(|body| (status, retry, body.to_bytes()))
+                        .map(|body| (status, retry, host_ms, body.to_bytes()))
                 }
                 Err(e) => Err(e),
             };
-            let Ok((status, retry, body)) = answer else {
+            let Ok((status, retry, host_ms, body)) = answer else {
                 tally.counts.connection_errors += 1;
                 continue 'connect;
             };
@@ -188,6 +201,7 @@ async fn connection(
                 tally.counts.correct += 1;
                 if sent >= start {
                     tally.latencies.push(sent.elapsed().as_secs_f64() * 1e3);
+                    tally.host_latencies.extend(host_ms);
                 }
             }
         }
@@ -238,17 +252,20 @@ async fn run_one(config: &StressConfig, probes: Arc<Vec<Probe>>, connections: us
         let one = task.await.context("a load connection")?;
         tally.counts.add(&one.counts);
         tally.latencies.extend(one.latencies);
+        tally.host_latencies.extend(one.host_latencies);
     }
     let samples = sampler.await?;
     tracing::info!(connections, rss_mib = ?samples, "resident memory, once a second");
     let window = samples.len().min(10);
     tally.latencies.sort_by(f64::total_cmp);
+    tally.host_latencies.sort_by(f64::total_cmp);
     Ok(StressResult {
         connections,
         seconds: config.duration.as_secs_f64(),
         counts: tally.counts,
         p50_ms: percentile(&tally.latencies, 0.50),
         p99_ms: percentile(&tally.latencies, 0.99),
+        host_p99_ms: percentile(&tally.host_latencies, 0.99),
         rss_first_mib: if window > 0 {
             median(samples[..window].to_vec())
         } else {
@@ -277,12 +294,12 @@ pub fn run(config: &StressConfig) -> Result<Vec<StressResult>> {
 
 pub fn table(results: &[StressResult]) -> String {
     let mut out = String::from(
-        "| conns | s | correct | shed 503 | wrong | other 5xx | conn errors | p50 ms | p99 ms | correct/s | RSS first 10 s MiB | RSS last 10 s MiB |\n",
+        "| conns | s | correct | shed 503 | wrong | other 5xx | conn errors | p50 ms | p99 ms | host p99 ms | correct/s | RSS first 10 s MiB | RSS last 10 s MiB |\n",
     );
-    out += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
+    out += "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n";
     for r in results {
         out += &format!(
-            "| {} | {:.0} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.0} | {:.1} | {:.1} |\n",
+            "| {} | {:.0} | {} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.0} | {:.1} | {:.1} |\n",
             r.connections,
             r.seconds,
             r.counts.correct,
@@ -292,6 +309,7 @@ pub fn table(results: &[StressResult]) -> String {
             r.counts.connection_errors,
             r.p50_ms,
             r.p99_ms,
+            r.host_p99_ms,
             r.counts.correct as f64 / r.seconds,
             r.rss_first_mib,
             r.rss_last_mib,

@@ -3,14 +3,18 @@
 //! has waited `max_wait` *and* every slot has been taken for at least [`BURST`]: a burst that the
 //! server works off (a cold start, many clients at once) waits and is served, while a queue that
 //! stays longer than the bound sheds, so that the requests admitted are answered within about
-//! `max_wait` plus their own run. (CoDel's idea: shed on a standing queue, not on a burst.)
+//! `max_wait` plus their own run. (CoDel's idea: shed on a standing queue, not on a burst.) The
+//! bound holds when the cores are too busy to wake a waiting request on time: a slot it finds
+//! only after its deadline is not taken.
 //!
 //! A request that cannot be served in time anyway is shed on arrival: when the requests already
 //! waiting, at the measured time a request holds its slot, would keep it waiting past the bound
 //! (`max_wait`, or what is left of a burst's allowance if more), it gets its 503 at once instead
 //! of after waiting for it. So a slow model sheds before its queue grows, and the requests it
 //! admits wait about the bound at most. A queue that drained by shedding is no worked-off burst:
-//! a slot found free within [`BURST`] of a shed does not start a new allowance.
+//! a slot found free within [`SHED_MEMORY`] of a shed does not start a new allowance, so clients
+//! that come back after their `Retry-After` meet the bound, not a fresh burst's allowance (CoDel
+//! likewise re-enters its dropping state at once when a queue builds again soon after it left it).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -30,6 +34,13 @@ pub const MAX_WAIT: Duration = Duration::from_millis(50);
 /// How long every slot must have been taken before waiting requests are shed: a shorter burst
 /// is queued whatever its waits.
 pub const BURST: Duration = Duration::from_millis(500);
+
+/// How long after a request was shed a burst earns no allowance of its own: long enough to
+/// cover the clients told to retry after [`RETRY_AFTER`], and a margin for their jitter.
+pub const SHED_MEMORY: Duration = Duration::from_secs(4 * RETRY_AFTER.as_secs());
+
+/// What a shed request's `Retry-After` says.
+pub const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The default running limit: [`RUNNING_PER_CORE`] per core.
 pub fn default_max_running() -> usize {
@@ -56,7 +67,7 @@ pub struct Admission {
 struct Spell {
     /// Since when every arrival has found all slots taken; `None` once one found a free slot.
     full_since: Option<Instant>,
-    /// When a request was last shed: a full spell does not end within [`BURST`] of it.
+    /// When a request was last shed: a full spell does not end within [`SHED_MEMORY`] of it.
     last_shed: Option<Instant>,
 }
 
@@ -146,11 +157,11 @@ impl Admission {
             // A free slot ends the full spell, unless the server was shedding just now: a queue
             // that drained by shedding is not a burst that was worked off.
             let mut spell = self.spell();
-            if spell.last_shed.is_none_or(|at| at.elapsed() >= BURST) {
+            if spell.last_shed.is_none_or(|at| at.elapsed() >= SHED_MEMORY) {
                 spell.full_since = None;
             }
             drop(spell);
-            metrics::queue_wait(Duration::ZERO);
+            metrics::queue_wait(Duration::ZERO, true);
             return Some(self.running(permit));
         }
         let arrived = Instant::now();
@@ -163,20 +174,21 @@ impl Admission {
             let acquire = self.running.acquire();
             tokio::pin!(acquire);
             loop {
-                match tokio::time::timeout_at(deadline.into(), &mut acquire).await {
-                    Ok(permit) => {
-                        break Some(permit.expect("the running semaphore is never closed"));
+                let acquired = tokio::time::timeout_at(deadline.into(), &mut acquire).await;
+                let now = Instant::now();
+                // Past its deadline a request waits on only within a full spell's burst
+                // allowance; a slot seen first when the task is polled late (the cores busy
+                // running guests) was not found in time, and goes to the next in line.
+                if now >= deadline {
+                    // If a slot came free in between, a new full spell began, with its own
+                    // allowance.
+                    deadline = self.spell().full_since.unwrap_or(now) + BURST;
+                    if deadline <= now {
+                        break None;
                     }
-                    Err(_) => {
-                        // Shed only if the slots have stayed full all along; if one came free
-                        // in between, a new full spell began, with its own burst allowance.
-                        let since = self.spell().full_since.unwrap_or_else(Instant::now);
-                        let later = since + BURST;
-                        if later <= Instant::now() {
-                            break None;
-                        }
-                        deadline = later;
-                    }
+                }
+                if let Ok(permit) = acquired {
+                    break Some(permit.expect("the running semaphore is never closed"));
                 }
             }
         };
@@ -184,7 +196,7 @@ impl Admission {
         if permit.is_none() {
             self.spell().last_shed = Some(Instant::now());
         }
-        metrics::queue_wait(arrived.elapsed());
+        metrics::queue_wait(arrived.elapsed(), permit.is_some());
         permit.map(|permit| self.running(permit))
     }
 }
@@ -236,6 +248,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_slot_found_only_after_the_deadline_is_not_taken() {
+        let admission = Admission::new(1, MAX_WAIT);
+        admission.ran(Duration::from_millis(1));
+        let held = admission.admit().await.expect("a free slot");
+        admission.spell().full_since = Some(Instant::now() - BURST);
+        let waiter = admission.admit();
+        tokio::pin!(waiter);
+        assert!(poll_once(waiter.as_mut()).await.is_none(), "it waits");
+        // The executor is held up past the waiter's deadline, and the slot comes free meanwhile.
+        std::thread::sleep(MAX_WAIT * 2);
+        drop(held);
+        assert!(
+            waiter.await.is_none(),
+            "shed, though the slot is free when it is polled"
+        );
+        // The slot went back: the next request runs at once.
+        assert!(
+            poll_once(std::pin::pin!(admission.admit()))
+                .await
+                .is_some_and(|r| r.is_some())
+        );
+    }
+
+    #[tokio::test]
     async fn a_queue_drained_by_shedding_gets_no_new_burst_allowance() {
         let admission = Admission::new(1, MAX_WAIT);
         admission.ran(Duration::from_millis(100));
@@ -244,12 +280,19 @@ mod tests {
         admission.spell().full_since = Some(spell);
         assert!(admission.admit().await.is_none(), "shed on arrival");
         drop(held);
-        let _next = admission.admit().await.expect("the slot is free");
+        // Clients told to retry come back after `Retry-After`, past a burst's allowance.
+        admission.spell().last_shed = Some(Instant::now() - RETRY_AFTER - BURST);
+        let next = admission.admit().await.expect("the slot is free");
         assert_eq!(
             admission.spell().full_since,
             Some(spell),
             "the full spell goes on"
         );
+        drop(next);
+        // Long after the last shed, a free slot ends the spell: the next burst has its allowance.
+        admission.spell().last_shed = Some(Instant::now() - SHED_MEMORY);
+        let _later = admission.admit().await.expect("the slot is free");
+        assert_eq!(admission.spell().full_since, None, "the spell ended");
     }
 
     /// Polls `future` once: its output if it is ready.

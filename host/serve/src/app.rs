@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use wasmtime_wasi_http::WasiBody;
 use wasmtime_wasi_http::handler::ProxyHandler;
 
-use crate::admission::Admission;
+use crate::admission::{self, Admission};
 use crate::engine::{EngineOptions, engine, load_component};
 use crate::epoch::{self, EpochTicker};
 use crate::handler::ComponentHandler;
@@ -58,6 +58,9 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Each layer that serves a request (the runner, the component) adds its own `server-timing`
 /// metrics, so a client sees where the time went.
 pub const SERVER_TIMING: &str = "server-timing";
+
+/// The runner's own `server-timing` metric: from the request's arrival to its response.
+pub const HOST_TIMING: &str = "host";
 
 /// The runner's own errors: what it answers without the component's word.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,7 +262,10 @@ impl App {
         let headers = response.headers_mut();
         headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         if *error == HostError::Overloaded {
-            headers.insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            headers.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(admission::RETRY_AFTER.as_secs()),
+            );
         }
         response
     }
@@ -289,7 +295,7 @@ impl App {
             .insert(REQUEST_ID_HEADER, request_id.clone());
         let elapsed = started.elapsed();
         // The host's whole span, beside the component's own `server-timing` metrics.
-        let host = server_timing("host", elapsed);
+        let host = server_timing(HOST_TIMING, elapsed);
         response.headers_mut().append(
             SERVER_TIMING,
             HeaderValue::from_str(&host).expect("a valid header value"),

@@ -23,7 +23,7 @@ pub const REQUESTS: &str = "spinfer_requests_total";
 pub const REQUEST_SECONDS: &str = "spinfer_request_duration_seconds";
 /// Inference time the component reports (`server-timing: infer`), by model.
 pub const INFERENCE_SECONDS: &str = "spinfer_inference_duration_seconds";
-/// Time a request waited for a running slot (admitted or shed).
+/// Time a request waited for a running slot, by outcome (`admitted` or `shed`).
 pub const QUEUE_SECONDS: &str = "spinfer_queue_wait_seconds";
 /// Requests refused by the host before or instead of the component, by reason.
 pub const REJECTED: &str = "spinfer_requests_rejected_total";
@@ -108,8 +108,10 @@ pub fn rejected(reason: Rejection) {
     counter!(REJECTED, "reason" => reason.label()).increment(1);
 }
 
-pub fn queue_wait(waited: Duration) {
-    histogram!(QUEUE_SECONDS).record(waited.as_secs_f64());
+/// How long a request waited for a running slot; `admitted` says whether it got one.
+pub fn queue_wait(waited: Duration, admitted: bool) {
+    let outcome = if admitted { "admitted" } else { "shed" };
+    histogram!(QUEUE_SECONDS, "outcome" => outcome).record(waited.as_secs_f64());
 }
 
 pub fn instance_started(component: &str) {
@@ -145,7 +147,7 @@ pub fn install() -> Result<PrometheusHandle> {
     metrics::describe_histogram!(
         QUEUE_SECONDS,
         metrics::Unit::Seconds,
-        "Time a request waited for a running slot, admitted or shed."
+        "Time a request waited for a running slot, by outcome: admitted or shed."
     );
     metrics::describe_counter!(
         REJECTED,
