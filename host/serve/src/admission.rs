@@ -218,11 +218,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_standing_queue_sheds_on_arrival_what_would_wait_past_the_bound() {
-        let admission = Admission::new(1, MAX_WAIT);
-        admission.ran(Duration::from_millis(100));
-        let _held = admission.admit().await.expect("a free slot");
-        // The slot has been taken for longer than a burst's allowance.
-        admission.spell().full_since = Some(Instant::now() - BURST);
+        let admission = one_slot(Duration::from_millis(100));
+        let _held = hold_past_the_allowance(&admission).await;
         let shed = admission.admit();
         tokio::pin!(shed);
         // Shed on its first poll, without waiting for its deadline.
@@ -232,10 +229,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_that_can_be_served_in_time_waits_for_its_slot() {
-        let admission = Admission::new(1, MAX_WAIT);
-        admission.ran(Duration::from_millis(10));
-        let held = admission.admit().await.expect("a free slot");
-        admission.spell().full_since = Some(Instant::now() - BURST);
+        let admission = one_slot(Duration::from_millis(10));
+        let held = hold_past_the_allowance(&admission).await;
         let waiter = admission.admit();
         tokio::pin!(waiter);
         // It waits (the slot is taken) …
@@ -249,10 +244,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_slot_found_only_after_the_deadline_is_not_taken() {
-        let admission = Admission::new(1, MAX_WAIT);
-        admission.ran(Duration::from_millis(1));
-        let held = admission.admit().await.expect("a free slot");
-        admission.spell().full_since = Some(Instant::now() - BURST);
+        let admission = one_slot(Duration::from_millis(1));
+        let held = hold_past_the_allowance(&admission).await;
         let waiter = admission.admit();
         tokio::pin!(waiter);
         assert!(poll_once(waiter.as_mut()).await.is_none(), "it waits");
@@ -273,26 +266,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_queue_drained_by_shedding_gets_no_new_burst_allowance() {
-        let admission = Admission::new(1, MAX_WAIT);
-        admission.ran(Duration::from_millis(100));
-        let held = admission.admit().await.expect("a free slot");
-        let spell = Instant::now() - BURST;
-        admission.spell().full_since = Some(spell);
+        let admission = one_slot(Duration::from_millis(100));
+        let held = hold_past_the_allowance(&admission).await;
+        let spell = admission.spell().full_since;
         assert!(admission.admit().await.is_none(), "shed on arrival");
         drop(held);
         // Clients told to retry come back after `Retry-After`, past a burst's allowance.
         admission.spell().last_shed = Some(Instant::now() - RETRY_AFTER - BURST);
         let next = admission.admit().await.expect("the slot is free");
-        assert_eq!(
-            admission.spell().full_since,
-            Some(spell),
-            "the full spell goes on"
-        );
+        assert_eq!(admission.spell().full_since, spell, "the full spell goes on");
         drop(next);
         // Long after the last shed, a free slot ends the spell: the next burst has its allowance.
         admission.spell().last_shed = Some(Instant::now() - SHED_MEMORY);
         let _later = admission.admit().await.expect("the slot is free");
         assert_eq!(admission.spell().full_since, None, "the spell ended");
+    }
+
+    /// An admission with one slot, a request measured to hold it for `run`.
+    fn one_slot(run: Duration) -> Admission {
+        let admission = Admission::new(1, MAX_WAIT);
+        admission.ran(run);
+        admission
+    }
+
+    /// Takes the one slot, as if it had been taken for longer than a burst's allowance.
+    async fn hold_past_the_allowance(admission: &Admission) -> Running<'_> {
+        let held = admission.admit().await.expect("a free slot");
+        admission.spell().full_since = Some(Instant::now() - BURST);
+        held
     }
 
     /// Polls `future` once: its output if it is ready.
