@@ -11,7 +11,7 @@ use hyper_util::rt::TokioIo;
 use spinfer_model::contract::DEFAULT_MODEL_VARIABLE;
 use spinfer_protocol::http::INFER_TIMING;
 use spinfer_serve::App;
-use spinfer_serve::app::{SERVER_TIMING, server_timing_ms};
+use spinfer_serve::app::timing_ms;
 use spinfer_serve::process::ServerProcess;
 
 use crate::load::median;
@@ -75,11 +75,7 @@ pub async fn wasm_inference_ms(app: &App, body: &Bytes, n: usize) -> Result<f64>
             .body(Full::new(body.clone()))?;
         let response = app.handle(request).await;
         ensure!(response.status() == 200, "status {}", response.status());
-        let infer = response
-            .headers()
-            .get_all(SERVER_TIMING)
-            .iter()
-            .find_map(|v| server_timing_ms(v.to_str().ok()?, INFER_TIMING))
+        let infer = timing_ms(response.headers(), INFER_TIMING)
             .ok_or_else(|| anyhow!("no server-timing infer duration"))?;
         samples.push(infer);
     }

@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use spinfer_serve::app::{HOST_TIMING, SERVER_TIMING, server_timing_ms};
+use spinfer_serve::app::{HOST_TIMING, timing_ms};
 use spinfer_serve::process::ServerProcess;
 
 use crate::load::{median, percentile};
@@ -158,11 +158,7 @@ async fn connection(
             let answer = match sender.send_request(request).await {
                 Ok(response) => {
                     let status = response.status().as_u16();
-                    let host_ms = response
-                        .headers()
-                        .get_all(SERVER_TIMING)
-                        .iter()
-                        .find_map(|v| server_timing_ms(v.to_str().ok()?, HOST_TIMING));
+                    let host_ms = timing_ms(response.headers(), HOST_TIMING);
                     let retry = response
                         .headers()
                         .get(http::header::RETRY_AFTER)

@@ -125,8 +125,16 @@ fn server_timing(name: &str, duration: Duration) -> String {
     format!("{name};dur={:.3}", duration.as_secs_f64() * 1e3)
 }
 
+/// The duration of metric `name` in a response's `server-timing` headers, in ms.
+pub fn timing_ms(headers: &http::HeaderMap, name: &str) -> Option<f64> {
+    headers
+        .get_all(SERVER_TIMING)
+        .iter()
+        .find_map(|value| server_timing_ms(value.to_str().ok()?, name))
+}
+
 /// The duration of metric `name` in one `server-timing` header value, in ms.
-pub fn server_timing_ms(value: &str, name: &str) -> Option<f64> {
+fn server_timing_ms(value: &str, name: &str) -> Option<f64> {
     value.split(',').find_map(|metric| {
         let mut params = metric.trim().split(';');
         (params.next()? == name).then_some(())?;
@@ -319,13 +327,10 @@ impl App {
             status,
             model,
             elapsed,
-            infer_ms: self.hooks.inference_timing.and_then(|metric| {
-                response
-                    .headers()
-                    .get_all(SERVER_TIMING)
-                    .iter()
-                    .find_map(|v| server_timing_ms(v.to_str().ok()?, metric))
-            }),
+            infer_ms: self
+                .hooks
+                .inference_timing
+                .and_then(|metric| timing_ms(response.headers(), metric)),
         });
         response
     }
