@@ -8,11 +8,9 @@ cd "$(dirname "$0")/.."
 # How long each step took, on stderr, so a slow CI run says where its time went.
 step() { echo "test.sh: ${SECONDS}s: $*" >&2; }
 
-# Native crates, built once with the features the tests use (the components are wasm-only).
-# The CLI with its `train` feature, so that its tests cover the trainer's subcommands too.
-native=(--workspace --exclude spinfer-classifier --exclude spinfer-classifier-nn
-        --exclude spinfer-spin-http --exclude spinfer-snapshot --exclude spinfer-classifier-p2
-        --exclude spinfer-faulty --features spinfer/train)
+# The native crates (the workspace's default members), built once with the features the tests
+# use: the CLI with its `train` feature, so that its tests cover the trainer's subcommands too.
+native=(--features spinfer/train)
 step "native build"
 cargo build --release "${native[@]}"
 

@@ -43,10 +43,41 @@ pub fn parse_shape(text: &str) -> Result<TensorSpec, String> {
     })
 }
 
+/// A card, and what the importer did that the user did not ask for, a line each.
+#[derive(Debug)]
+pub struct Imported {
+    pub card: ModelCard,
+    pub notes: Vec<String>,
+}
+
 /// Loads `onnx` as `options` pin it, checks what the options ask of it, runs it once on zeros
-/// where only the batch is left free, and writes its card.
-pub fn card(onnx: &[u8], options: &ImportOptions) -> Result<ModelCard, EngineError> {
-    let model = Model::from_onnx_as(onnx, &options.shapes)?;
+/// where only the batch is left free, and writes its card. Where the image block gives the
+/// first input's channels, height and width and the graph leaves them free (and `--shape`
+/// does not pin that input), they are taken from it.
+pub fn card(onnx: &[u8], options: &ImportOptions) -> Result<Imported, EngineError> {
+    let declared = Model::declared_inputs(onnx)?;
+    let mut notes = Vec::new();
+    let mut shapes = options.shapes.clone();
+    if let (Some(image), Some(first)) = (&options.image, declared.first())
+        && !shapes.iter().any(|s| s.name == first.name)
+        && first.shape.len() == 4
+        && first.shape[1..].iter().any(|d| d.fixed().is_none())
+    {
+        let mut pinned = first.clone();
+        for (dim, size) in pinned.shape[1..].iter_mut().zip(&image.shape()[1..]) {
+            if dim.fixed().is_none() {
+                *dim = Dim::Size(*size as i64);
+            }
+        }
+        notes.push(format!(
+            "input {:?}: the graph leaves {:?} free; the image block makes it {:?}",
+            first.name,
+            first.oip_shape(),
+            pinned.oip_shape()
+        ));
+        shapes.push(pinned);
+    }
+    let model = Model::from_onnx_as(onnx, &shapes).map_err(|e| with_shape_hint(e, &declared, &shapes))?;
     let refuse = |why: String| EngineError::Load(why);
     let (first_in, first_out) = (&model.inputs()[0], &model.outputs()[0]);
     if let Some(image) = &options.image {
@@ -79,7 +110,27 @@ pub fn card(onnx: &[u8], options: &ImportOptions) -> Result<ModelCard, EngineErr
     if let Some(zeros) = zero_inputs(model.inputs()) {
         model.run(zeros)?;
     }
-    Ok(ModelCard {
+    let mut limitations = None;
+    if model.runs_item_by_item() {
+        let why = "tract cannot type this graph with its batch free, so a batch runs item by item \
+                   through a plan for one item";
+        notes.push(format!("{why}; any batch size is served"));
+        limitations = Some(format!("Runs item by item: {why}."));
+    }
+    for (graph, served) in declared.iter().zip(model.inputs()) {
+        let free = graph.shape.first().is_some_and(|d| d.fixed().is_none());
+        if free && served.shape.first() == Some(&Dim::Size(1)) && !shapes.iter().any(|s| s.name == graph.name)
+        {
+            let why = format!(
+                "tract cannot type this graph with the batch of input {:?} free, and its \
+                 outputs do not follow a batch, so its batch is pinned to 1",
+                graph.name
+            );
+            notes.push(why.clone());
+            limitations = Some(format!("Batch pinned to 1: {why}."));
+        }
+    }
+    let card = ModelCard {
         name: options.name.clone(),
         version: "1".into(),
         description: options.description.clone().unwrap_or_default(),
@@ -94,9 +145,44 @@ pub fn card(onnx: &[u8], options: &ImportOptions) -> Result<ModelCard, EngineErr
         architecture: None,
         preprocessing: None,
         intended_use: None,
-        limitations: None,
+        limitations,
         training: None,
-    })
+    };
+    Ok(Imported { card, notes })
+}
+
+/// `error` with the `--shape` flag that pins each input the graph leaves free and `shapes`
+/// does not pin, when there is one.
+fn with_shape_hint(error: EngineError, declared: &[TensorSpec], shapes: &[TensorSpec]) -> EngineError {
+    let EngineError::Load(why) = error else {
+        return error;
+    };
+    let flags: Vec<String> = declared
+        .iter()
+        .filter(|input| !shapes.iter().any(|s| s.name == input.name))
+        .filter(|input| input.shape.iter().any(|d| d.fixed().is_none()))
+        .map(|input| {
+            let dims: Vec<String> = input
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(i, d)| match (i, d) {
+                    (_, Dim::Size(n)) => n.to_string(),
+                    (0, _) => "1".into(),
+                    (_, Dim::Symbol(s)) => s.clone(),
+                })
+                .collect();
+            format!("--shape {}={}", input.name, dims.join(","))
+        })
+        .collect();
+    if flags.is_empty() {
+        return EngineError::Load(why);
+    }
+    EngineError::Load(format!(
+        "{why}\n  help: the graph leaves dimensions free; pin them, each symbol replaced by the \
+         size the model is fed: {}",
+        flags.join(" ")
+    ))
 }
 
 /// One item of zeros for every input, when only first dimensions are symbolic.
@@ -143,7 +229,7 @@ mod tests {
             source: "test".into(),
             ..Default::default()
         };
-        let card = card(&seed(), &options).unwrap();
+        let card = card(&seed(), &options).unwrap().card;
         assert_eq!(card.inputs[0].name, "input");
         assert_eq!(card.inputs[0].oip_shape(), vec![-1, 1, 28, 28]);
         assert_eq!(card.outputs[0].name, "probs");
@@ -159,7 +245,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            card(&seed(), &pinned).unwrap().outputs[0].oip_shape(),
+            card(&seed(), &pinned).unwrap().card.outputs[0].oip_shape(),
             vec![1, 10]
         );
         let wrong = ImportOptions {

@@ -138,6 +138,28 @@ fn spec(name: String, fact: &TypedFact) -> Result<TensorSpec, EngineError> {
     Ok(TensorSpec { name, dtype, shape })
 }
 
+/// The ONNX graph in `bytes` as tract reads it, refused when it has an op tract lacks.
+fn parse(bytes: &[u8]) -> Result<InferenceModel, EngineError> {
+    // In wasm, Spinfer's matmul kernels and the rule that picks them (`spinfer-gemm`).
+    spinfer_gemm::keep();
+    // The graph's own intermediate and output shapes are written for its symbols, which
+    // pinned sizes and the single-item plan replace: tract infers them from the inputs.
+    let onnx = tract_onnx::onnx()
+        .with_ignore_value_info(true)
+        .with_ignore_output_shapes(true);
+    let parsed = onnx
+        .model_for_read(&mut &bytes[..])
+        .map_err(|e| EngineError::Load(format!("{e:#}")))?;
+    let missing = unsupported(&parsed);
+    if !missing.is_empty() {
+        return Err(EngineError::Load(format!(
+            "tract cannot run {}: the op is not implemented",
+            missing.join(", ")
+        )));
+    }
+    Ok(parsed)
+}
+
 /// Nodes whose op tract-onnx does not implement, as `node "name" (Op)`.
 fn unsupported(model: &InferenceModel) -> Vec<String> {
     model
@@ -153,12 +175,103 @@ fn unsupported(model: &InferenceModel) -> Vec<String> {
 
 /// An optimised model: one plan for the shapes its card gives (a symbolic batch stays
 /// symbolic), and, where only the batch is symbolic, one specialised to a single item (no
-/// symbol to resolve, shapes known at optimisation), which serves most requests.
+/// symbol to resolve, shapes known at optimisation), which serves most requests. A graph that
+/// tract can only type for a fixed batch (for example, a shape computed from the batch and fed
+/// to Expand or Reshape) gets the single-item plan alone, and a batch runs through it item by
+/// item.
 pub struct Model {
     batch: Runner,
     single: Option<Runner>,
+    /// The most items one run of `batch` takes: 1 where its plan is the single-item one.
+    run_items: usize,
     inputs: Vec<TensorSpec>,
     outputs: Vec<TensorSpec>,
+}
+
+/// `model` with the sizes of `pinned` (by input name; symbols there keep the graph's).
+fn pin(mut model: InferenceModel, pinned: &[TensorSpec]) -> Result<InferenceModel, EngineError> {
+    let load = |e: TractError| EngineError::Load(format!("{e:#}"));
+    for spec in pinned {
+        let index = model
+            .input_outlets()
+            .map_err(load)?
+            .iter()
+            .position(|o| model.node(o.node).name == spec.name)
+            .ok_or_else(|| EngineError::Load(format!("the graph has no input {:?}", spec.name)))?;
+        let fact = model.input_fact(index).map_err(load)?.clone();
+        let rank = fact.shape.rank().concretize();
+        if rank.is_some_and(|r| r != spec.shape.len() as i64) {
+            return Err(EngineError::Load(format!(
+                "input {:?} has rank {}, not {}",
+                spec.name,
+                rank.unwrap_or_default(),
+                spec.shape.len()
+            )));
+        }
+        let graph_dims: Vec<Option<TDim>> = (0..spec.shape.len())
+            .map(|i| fact.shape.dims().nth(i).and_then(|d| d.concretize()))
+            .collect();
+        let mut dims: TVec<TDim> = tvec![];
+        for (i, (dim, graph)) in spec.shape.iter().zip(graph_dims).enumerate() {
+            dims.push(match (dim.fixed(), graph) {
+                (Some(n), _) => n.to_dim(),
+                (None, Some(g)) if g.as_i64().is_none() => g,
+                (None, _) => model.symbols.sym(&format!("{}_{i}", spec.name)).to_dim(),
+            });
+        }
+        let dt = fact.datum_type.concretize().unwrap_or(datum_of(spec.dtype));
+        model = model
+            .with_input_fact(index, InferenceFact::dt_shape(dt, dims))
+            .map_err(load)?;
+    }
+    Ok(model)
+}
+
+/// The inputs of `model` as parsed (`pin`ned), every dimension tract does not know as a
+/// symbol; an input of unknown rank has no shape.
+fn declared(model: &InferenceModel) -> Result<Vec<TensorSpec>, EngineError> {
+    let load = |e: TractError| EngineError::Load(format!("{e:#}"));
+    let outlets = model.input_outlets().map_err(load)?;
+    (0..outlets.len())
+        .map(|i| {
+            let name = model.node(outlets[i].node).name.clone();
+            let fact = model.input_fact(i).map_err(load)?;
+            let dtype = fact
+                .datum_type
+                .concretize()
+                .and_then(dtype_of)
+                .unwrap_or(DType::Float32);
+            let shape = match fact.shape.rank().concretize() {
+                Some(_) => fact
+                    .shape
+                    .dims()
+                    .enumerate()
+                    .map(|(d, dim)| match dim.concretize() {
+                        Some(n) if n.as_i64().is_some() => Dim::Size(n.as_i64().unwrap_or_default()),
+                        Some(symbol) => Dim::Symbol(symbol.to_string()),
+                        None => Dim::Symbol(format!("{name}_{d}")),
+                    })
+                    .collect(),
+                None => Vec::new(),
+            };
+            Ok(TensorSpec { name, dtype, shape })
+        })
+        .collect()
+}
+
+/// The inputs of `inputs` whose first dimension is free, with it set to `items`; `None` when
+/// there is none.
+fn with_batch(inputs: &[TensorSpec], items: i64) -> Option<Vec<TensorSpec>> {
+    let pinned: Vec<TensorSpec> = inputs
+        .iter()
+        .filter(|spec| spec.shape.first().is_some_and(|d| d.fixed().is_none()))
+        .map(|spec| {
+            let mut spec = spec.clone();
+            spec.shape[0] = Dim::Size(items);
+            spec
+        })
+        .collect();
+    (!pinned.is_empty()).then_some(pinned)
 }
 
 impl Model {
@@ -167,60 +280,73 @@ impl Model {
         Model::from_onnx_as(bytes, &[])
     }
 
+    /// The inputs an ONNX model declares, each dimension it leaves free as a symbol (an input
+    /// of unknown rank with no shape), before anything is pinned or typed.
+    pub fn declared_inputs(bytes: &[u8]) -> Result<Vec<TensorSpec>, EngineError> {
+        declared(&parse(bytes)?)
+    }
+
     /// Parses, types and optimises an ONNX model with the fixed sizes of `pinned` (by input
     /// name; symbols there keep the graph's) in place of the graph's own. Refuses a model with
-    /// an op tract cannot run, naming the node and the op.
+    /// an op tract cannot run, naming the node and the op. A graph that tract cannot type with
+    /// its batch free but can with one item runs a batch item by item (the card still takes
+    /// any batch), when every output's first dimension follows the batch; else its batch is
+    /// pinned to 1.
     pub fn from_onnx_as(bytes: &[u8], pinned: &[TensorSpec]) -> Result<Model, EngineError> {
-        // In wasm, Spinfer's matmul kernels and the rule that picks them (`spinfer-gemm`).
-        spinfer_gemm::keep();
         let load = |e: TractError| EngineError::Load(format!("{e:#}"));
-        // The graph's own intermediate and output shapes are written for its symbols, which
-        // pinned sizes and the single-item plan replace: tract infers them from the inputs.
-        let onnx = tract_onnx::onnx()
-            .with_ignore_value_info(true)
-            .with_ignore_output_shapes(true);
-        let mut parsed = onnx.model_for_read(&mut &bytes[..]).map_err(load)?;
-        let missing = unsupported(&parsed);
-        if !missing.is_empty() {
-            return Err(EngineError::Load(format!(
-                "tract cannot run {}: the op is not implemented",
-                missing.join(", ")
-            )));
-        }
-        for spec in pinned {
-            let index = parsed
-                .input_outlets()
-                .map_err(load)?
+        let parsed = pin(parse(bytes)?, pinned)?;
+        let free = match parsed.clone().into_typed() {
+            Ok(typed) => return Model::optimise(parsed, typed),
+            Err(e) => e,
+        };
+        let declared = declared(&parsed)?;
+        let retyped = |items| -> Option<(InferenceModel, TypedModel)> {
+            let one = pin(parsed.clone(), &with_batch(&declared, items)?).ok()?;
+            let typed = one.clone().into_typed().ok()?;
+            Some((one, typed))
+        };
+        let Some((one, typed)) = retyped(1) else {
+            return Err(load(free));
+        };
+        let mut model = Model::optimise(one, typed)?;
+        model.run_items = 1;
+        // The outputs whose first dimension is 1 for one item and 2 for two follow the batch.
+        let two = retyped(2).and_then(|(_, typed)| {
+            (0..model.outputs.len())
+                .map(|i| typed.output_fact(i).ok()?.shape.first()?.as_i64())
+                .collect::<Option<Vec<i64>>>()
+        });
+        let follows = two.is_some_and(|two| {
+            two.iter()
+                .zip(&model.outputs)
+                .all(|(&two, spec)| two == 2 && spec.shape.first() == Some(&Dim::Size(1)))
+        });
+        if follows {
+            let batch = declared
                 .iter()
-                .position(|o| parsed.node(o.node).name == spec.name)
-                .ok_or_else(|| EngineError::Load(format!("the graph has no input {:?}", spec.name)))?;
-            let fact = parsed.input_fact(index).map_err(load)?.clone();
-            let rank = fact.shape.rank().concretize();
-            if rank.is_some_and(|r| r != spec.shape.len() as i64) {
-                return Err(EngineError::Load(format!(
-                    "input {:?} has rank {}, not {}",
-                    spec.name,
-                    rank.unwrap_or_default(),
-                    spec.shape.len()
-                )));
+                .zip(&mut model.inputs)
+                .filter_map(|(graph, spec)| {
+                    let first = graph.shape.first().filter(|d| d.fixed().is_none())?;
+                    spec.shape[0] = first.clone();
+                    Some(first.clone())
+                })
+                .next();
+            for spec in &mut model.outputs {
+                spec.shape[0] = batch.clone().unwrap_or(Dim::Symbol("N".into()));
             }
-            let graph_dims: Vec<Option<TDim>> = (0..spec.shape.len())
-                .map(|i| fact.shape.dims().nth(i).and_then(|d| d.concretize()))
-                .collect();
-            let mut dims: TVec<TDim> = tvec![];
-            for (i, (dim, graph)) in spec.shape.iter().zip(graph_dims).enumerate() {
-                dims.push(match (dim.fixed(), graph) {
-                    (Some(n), _) => n.to_dim(),
-                    (None, Some(g)) if g.as_i64().is_none() => g,
-                    (None, _) => parsed.symbols.sym(&format!("{}_{i}", spec.name)).to_dim(),
-                });
-            }
-            let dt = fact.datum_type.concretize().unwrap_or(datum_of(spec.dtype));
-            parsed = parsed
-                .with_input_fact(index, InferenceFact::dt_shape(dt, dims))
-                .map_err(load)?;
         }
-        let typed = parsed.clone().into_typed().map_err(load)?;
+        Ok(model)
+    }
+
+    /// Whether a batch runs item by item (see [`Model::from_onnx_as`]).
+    pub fn runs_item_by_item(&self) -> bool {
+        self.run_items == 1 && self.batched()
+    }
+
+    /// `parsed` (its inputs pinned) and its typed form as optimised plans, with the specs of
+    /// its inputs and outputs.
+    fn optimise(parsed: InferenceModel, typed: TypedModel) -> Result<Model, EngineError> {
+        let load = |e: TractError| EngineError::Load(format!("{e:#}"));
         let label = |o: OutletId| {
             typed
                 .outlet_label(o)
@@ -270,6 +396,7 @@ impl Model {
         Ok(Model {
             batch: Runner::new(batch),
             single,
+            run_items: MAX_RUN_BATCH,
             inputs,
             outputs,
         })
@@ -314,7 +441,7 @@ impl Model {
         let ordered = self.order(inputs)?;
         let items = ordered[0].shape.first().copied().unwrap_or(1);
         let per_item: usize = ordered.iter().map(|t| t.elements() / items.max(1)).sum();
-        let chunk = (MAX_RUN_VALUES / per_item.max(1)).clamp(1, MAX_RUN_BATCH);
+        let chunk = (MAX_RUN_VALUES / per_item.max(1)).clamp(1, self.run_items);
         if !self.batched() || items <= chunk {
             return self.run_once(&ordered);
         }

@@ -65,7 +65,7 @@ impl Model {
             .all(|s| s.shape.iter().all(|d| d.fixed().is_some()));
         let plan = match &self.single {
             Some(single) => &single.plan,
-            None if fixed => &self.batch.plan,
+            None if fixed || self.run_items == 1 => &self.batch.plan,
             None => return None,
         };
         let model = plan.model();

@@ -145,8 +145,9 @@ impl ImportCommand {
                     .map_or_else(String::new, |f| f.to_string_lossy().into_owned())
             ),
         };
-        let card =
+        let imported =
             card(&onnx, &options).with_context(|| format!("{} cannot be served", self.model.display()))?;
+        let card = imported.card;
         let target = self.models_dir.join(format!("{}.onnx", self.name));
         if !self.force && (target.exists() || target.with_extension("json").exists()) {
             bail!(
@@ -169,6 +170,9 @@ impl ImportCommand {
                 m as f64 / 1e6
             ))
         );
+        for note in imported.notes {
+            println!("  note: {note}");
+        }
         Ok(())
     }
 }
