@@ -18,10 +18,17 @@ The wasm columns run as `spinfer up` and Spin serve: with epoch interruption on 
 default). `--epochs on off` adds a column per kernel without it (`4x8 no-epochs`), to see what
 the checks cost.
 
+`--ort-web` adds ONNX Runtime Web, the other engine that runs inside wasm: the pinned npm
+`onnxruntime-web` (installed into `target/ort-web` on first use; Node 20 or later), its wasm SIMD
+build on one thread, run by `scripts/ort_web.mjs` on the same input in the same rounds. Each
+model then gets a table of the four engines' whole runs, and one per kind of ONNX op (a
+convolution by its kernel and groups): tract's nodes are traced back to the ONNX node they came
+from, ONNX Runtime Web's come from its own profiler (a separate, profiled session).
+
     .venv/bin/python scripts/profile.py [--runs 300] [--rounds 3] [--models mnist-cnn mnist-compact]
         [--kernels tract default 4x8 4x8u1 6x8 4x16 8x8 4x4] [--epochs on off]
         [--wasm relaxed=path/to/profile.wasm] [--ghz 4.26] [--markdown out.md] [--no-build]
-        [--save raw.json] [--load raw.json]
+        [--save raw.json] [--load raw.json] [--ort-web]
 
 A relaxed-SIMD build (fused multiply-add in Spinfer's and tract's kernels) to pass as `--wasm`:
 
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -45,6 +53,12 @@ ROOT = Path(__file__).resolve().parents[1]
 NATIVE = ROOT / "target/release/examples/profile"
 WASM = ROOT / "target/wasm32-wasip2/wasm/examples/profile.wasm"
 RUNNER = ROOT / "target/release/wasm-test"
+# ONNX Runtime Web, pinned, installed on first use into an ignored folder.
+ORT_WEB_VERSION = "1.30.0"
+ORT_WEB = ROOT / "target/ort-web"
+ORT_WEB_DIST = ORT_WEB / "node_modules/onnxruntime-web/dist"
+# The column of ONNX Runtime Web in the rounds.
+WEB = "ort-web"
 # Where `own_models` (the third-party models of the bring-your-own tests) lives.
 sys.path.append(str(ROOT / "tests" / "python"))
 # A column's suffix for a run without epoch interruption.
@@ -120,6 +134,149 @@ def onnx_runtime(model: str, shape: list, runs: int) -> float:
         session.run(None, feed)
         times.append((time.perf_counter() - started) * 1e6)
     return statistics.median(times)
+
+
+def install_ort_web() -> None:
+    """The pinned `onnxruntime-web` in `target/ort-web`, unless it is there already."""
+    if (ORT_WEB_DIST / "ort.node.min.mjs").exists():
+        return
+    ORT_WEB.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(ORT_WEB),
+                    f"onnxruntime-web@{ORT_WEB_VERSION}"], check=True)
+
+
+def web_input(model: str, shape: list) -> str:
+    """`INPUT=D1,D2,…` for ONNX Runtime Web: the graph's first input at the profile's shape."""
+    import onnx  # noqa: PLC0415
+
+    path, _ = resolve(model)
+    graph = onnx.load(str(ROOT / path), load_external_data=False).graph
+    initialised = {i.name for i in graph.initializer}
+    name = next(i.name for i in graph.input if i.name not in initialised)
+    return f"{name}=" + ",".join(str(d if isinstance(d, int) else 1) for d in shape)
+
+
+def run_web(model: str, shape: list, runs: int) -> dict:
+    """One run of ONNX Runtime Web on `model`: the time of each run (µs), and its profiler's
+    events, each node's median over the profiled runs (µs, by node name)."""
+    path, _ = resolve(model)
+    command = ["node", str(ROOT / "scripts/ort_web.mjs"), str(ORT_WEB_DIST), str(ROOT / path),
+               web_input(model, shape), "--runs", str(runs), "--profile"]
+    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    micros: list[float] = []
+    durations: dict[str, list[float]] = defaultdict(list)
+    ops: dict[str, str] = {}
+    for line in out.splitlines():
+        if line.startswith('{"ort_web"'):
+            micros = json.loads(line)["ort_web"]["micros"]
+        elif line.startswith('{"cat" : "Node"'):
+            event = json.loads(line.rstrip(","))
+            if event["name"].endswith("_kernel_time"):
+                name = event["name"].removesuffix("_kernel_time")
+                durations[name].append(float(event["dur"]))
+                ops[name] = event["args"]["op_name"]
+    nodes = {name: {"op": ops[name], "micros": statistics.median(d)} for name, d in durations.items()}
+    return {"micros": micros, "nodes": nodes}
+
+
+# The ONNX ops tract runs as element-wise chains, grouped as one kind.
+ELEMENT_WISE = {"Add", "Sub", "Mul", "Div", "Clip", "Relu", "Sigmoid", "HardSigmoid", "HardSwish",
+                "BatchNormalization", "Max", "Min", "Pow", "Sqrt", "Exp", "Tanh", "Neg", "Cast",
+                # ONNX Runtime's fusion of x · sigmoid(αx) (SiLU).
+                "QuickGelu"}
+
+
+def op_kinds(model: str) -> tuple[dict[str, str], dict[tuple[int, int], str]]:
+    """Each ONNX node's kind (its op; a convolution by kernel, stride and groups; the element-wise
+    ops as one), and the kind of each dense convolution's product by its M × K (output channels
+    × input channels × kernel), which is how tract's matrix products are traced back when a fused
+    node took another node's name."""
+    import onnx  # noqa: PLC0415
+
+    path, _ = resolve(model)
+    graph = onnx.load(str(ROOT / path), load_external_data=False).graph
+    weights = {i.name: list(i.dims) for i in graph.initializer}
+    # Some exporters (Paddle's) give the weights as Constant nodes.
+    weights |= {node.output[0]: list(a.t.dims) for node in graph.node if node.op_type == "Constant"
+                for a in node.attribute if a.name == "value"}
+    kinds: dict[str, str] = {}
+    products: dict[tuple[int, int], str] = {}
+    for node in graph.node:
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        kind = "element-wise" if node.op_type in ELEMENT_WISE else node.op_type
+        if node.op_type == "Conv" and len(node.input) > 1 and node.input[1] in weights:
+            out_channels, per_group, *kernel = weights[node.input[1]]
+            group = attrs.get("group", 1)
+            size = "×".join(map(str, kernel))
+            stride = max(attrs.get("strides", [1]))
+            kind = f"Conv {size}" + (f" stride {stride}" if stride > 1 else "")
+            if group > 1:
+                kind += " depthwise" if per_group == 1 else f" {group} groups"
+            else:
+                products.setdefault((out_channels, per_group * math.prod(kernel)), kind)
+        kinds[node.name] = kind
+    return kinds, products
+
+
+def tract_kind(node: dict, kinds: dict[str, str], products: dict[tuple[int, int], str]) -> str:
+    """The kind of ONNX node a tract node came from: a product by its M (or N) × K, else the longest
+    ONNX node name its name starts with (tract names a node it makes from one after it), else
+    tract's own op."""
+    if node["op"] == "OptMatMul" and node["mkn"]:
+        m, k, n = (int(d) for d in node["mkn"].split("×"))
+        # tract may run a convolution with its pixels as M and its channels as N.
+        for rows in (m, n):
+            if (rows, k) in products:
+                return products[(rows, k)]
+    name = node["node"]
+    while name:
+        if name in kinds:
+            return kinds[name]
+        name = name.rpartition(".")[0]
+    return f"{node['op']} (tract)"
+
+
+def web_table(model: str, columns: list[str], profiles: dict[str, list[dict]], web: list[dict], ort_micros: float) -> str:
+    """The four engines' whole runs (min and median of the rounds' medians), then each kind of
+    ONNX op: tract's nodes natively and in the first wasm column, ONNX Runtime Web's (medians)."""
+    wasm = next(c for c in columns if c != "native")
+    kinds, products = op_kinds(model)
+
+    def rounds(c: str) -> list[float]:
+        return [p["profile"]["run_micros"] for p in profiles[c]]
+
+    web_rounds = [statistics.median(w["micros"]) for w in web]
+    whole = {"native tract": rounds("native"), f"tract in wasm ({wasm})": rounds(wasm), "ONNX Runtime Web": web_rounds}
+    rows = ["| engine | min of rounds, ms | median, ms | / ONNX Runtime Web |", "| --- | ---: | ---: | ---: |"]
+    for engine, values in whole.items():
+        rows.append(f"| {engine} | {min(values) / 1e3:,.2f} | {statistics.median(values) / 1e3:,.2f} | "
+                    f"{min(values) / min(web_rounds):.2f}× |")
+    rows.append(f"| ONNX Runtime native, one thread | | {ort_micros / 1e3:,.2f} | {ort_micros / min(web_rounds):.2f}× |")
+
+    per_kind: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for c in ["native", wasm]:
+        for i, node in enumerate(profiles[c][0]["profile"]["nodes"]):
+            kind = tract_kind(node, kinds, products)
+            per_kind[kind][c] += statistics.median(p["profile"]["nodes"][i]["micros"] for p in profiles[c])
+            counts[kind][c] += 1
+    for name in web[0]["nodes"]:
+        kind = kinds.get(name, "element-wise" if web[0]["nodes"][name]["op"] in ELEMENT_WISE else web[0]["nodes"][name]["op"])
+        per_kind[kind][WEB] += statistics.median(w["nodes"][name]["micros"] for w in web if name in w["nodes"])
+        counts[kind][WEB] += 1
+    ops = ["| ONNX op | tract nodes (wasm) / ORT-Web nodes | native tract µs | tract in wasm µs | ORT-Web µs | wasm / ORT-Web |",
+           "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for kind in sorted(per_kind, key=lambda k: -per_kind[k][wasm]):
+        t = per_kind[kind]
+        ratio = f"{t[wasm] / t[WEB]:.2f}×" if t[WEB] else ""
+        ops.append(f"| {kind} | {counts[kind][wasm]} / {counts[kind][WEB]} | {t['native']:,.0f} | {t[wasm]:,.0f} | {t[WEB]:,.0f} | {ratio} |")
+    sums = {c: sum(per_kind[k][c] for k in per_kind) for c in ["native", wasm, WEB]}
+    ops.append(f"| **nodes summed** | | {sums['native']:,.0f} | {sums[wasm]:,.0f} | {sums[WEB]:,.0f} | "
+               f"{sums[wasm] / sums[WEB]:.2f}× |")
+    shape = "×".join(str(d) for d in profiles["native"][0]["shape"])
+    return (f"**{model}**, {shape}: four engines, {len(web)} rounds\n\n" + "\n".join(rows)
+            + f"\n\n**{model}** by ONNX op (medians; ORT-Web's from its profiler, which adds its own cost)\n\n"
+            + "\n".join(ops) + "\n")
 
 
 def peak_gflops(ghz: float | None) -> tuple[float, str]:
@@ -246,6 +403,7 @@ def main() -> None:
         help="another wasm build of the example (say, with +relaxed-simd), profiled with every kernel too",
     )
     parser.add_argument("--ghz", type=float, help="the clock for the SIMD128 peak (default: /proc/cpuinfo's)")
+    parser.add_argument("--ort-web", action="store_true", help="ONNX Runtime Web too, and the per-op table against it")
     args = parser.parse_args()
     if not args.no_build and not args.load:
         build()
@@ -256,20 +414,30 @@ def main() -> None:
     if args.load:
         saved = json.loads(args.load.read_text())
         columns, profiles, ort = saved["columns"], saved["profiles"], saved["onnx_runtime"]
+        web = saved.get("ort_web", {})
     else:
+        if args.ort_web:
+            install_ort_web()
         profiles = {m: {c: [] for c in columns} for m in args.models}
+        web = {m: [] for m in args.models} if args.ort_web else {}
         for round_ in range(args.rounds):
             # The wasm columns in turn in one order, then the other: on this machine the first
-            # wasm run after the native one runs slower, whichever build it is.
-            order = columns if round_ % 2 == 0 else [columns[0], *reversed(columns[1:])]
+            # wasm run after the native one runs slower, whichever build it is. ONNX Runtime Web
+            # runs last in one round, first after native in the next.
+            wasm = columns[1:] + ([WEB] if web else [])
+            order = [columns[0], *(wasm if round_ % 2 == 0 else reversed(wasm))]
             for column in order:
                 print(f"round {round_ + 1}/{args.rounds}: {column}", file=sys.stderr)
                 for model in args.models:
-                    profiles[model][column].append(run(column, model, args.runs, builds))
+                    if column == WEB:
+                        web[model].append(run_web(model, profiles[model]["native"][-1]["shape"], args.runs))
+                    else:
+                        profiles[model][column].append(run(column, model, args.runs, builds))
         ort = {m: onnx_runtime(m, profiles[m]["native"][0]["shape"], args.runs) for m in args.models}
     if args.save:
-        args.save.write_text(json.dumps({"columns": columns, "profiles": profiles, "onnx_runtime": ort}))
+        args.save.write_text(json.dumps({"columns": columns, "profiles": profiles, "onnx_runtime": ort, "ort_web": web}))
     text = "".join(table(m, columns, profiles[m], ort[m], args.detail) + "\n" for m in profiles)
+    text += "".join(web_table(m, columns, profiles[m], web[m], ort[m]) + "\n" for m in web)
     text += routines(columns, next(iter(profiles.values()))) + "\n"
     peak, how = peak_gflops(args.ghz)
     text += f"SIMD128 peak on this host: {peak:.1f} GFLOP/s ({how}).\n"
