@@ -138,6 +138,21 @@ fn spec(name: String, fact: &TypedFact) -> Result<TensorSpec, EngineError> {
     Ok(TensorSpec { name, dtype, shape })
 }
 
+/// tract's optimisation of `model`. In wasm, Spinfer's own ops (`spinfer-gemm`: stride-1
+/// convolutions, softmax over an inner axis) replace tract's between its declutter and its
+/// codegen.
+fn optimized(model: TypedModel) -> TractResult<TypedModel> {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        let mut model = model.into_decluttered()?;
+        spinfer_gemm::patch(&mut model)?;
+        model.optimize()?;
+        Ok(model)
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    model.into_optimized()
+}
+
 /// The ONNX graph in `bytes` as tract reads it, refused when it has an op tract lacks.
 fn parse(bytes: &[u8]) -> Result<InferenceModel, EngineError> {
     // In wasm, Spinfer's matmul kernels and the rule that picks them (`spinfer-gemm`).
@@ -379,8 +394,7 @@ impl Model {
                         .with_input_fact(i, InferenceFact::dt_shape(datum_of(input.dtype), shape))
                         .map_err(load)?;
                 }
-                let plan = one
-                    .into_optimized()
+                let plan = optimized(one.into_typed().map_err(load)?)
                     .map_err(load)?
                     .into_runnable()
                     .map_err(load)?;
@@ -388,11 +402,7 @@ impl Model {
             }
             None => None,
         };
-        let batch = typed
-            .into_optimized()
-            .map_err(load)?
-            .into_runnable()
-            .map_err(load)?;
+        let batch = optimized(typed).map_err(load)?.into_runnable().map_err(load)?;
         Ok(Model {
             batch: Runner::new(batch),
             single,

@@ -24,7 +24,7 @@ use tract_linalg::routines::{Func, Routine, RoutineFactory};
 
 use crate::lanes::{ALIGNMENT_ITEMS, BOOST, NR, SIMD128, map};
 
-const CLAMP: f32 = 87.0;
+pub(crate) const CLAMP: f32 = 87.0;
 const LOG2_E: f32 = std::f32::consts::LOG2_E;
 /// ln 2 = LN2_HI + LN2_LO; LN2_HI has few enough bits that `n · LN2_HI` is exact for |n| < 128.
 const LN2_HI: f32 = 0.693_359_4;
@@ -32,7 +32,7 @@ const LN2_LO: f32 = -2.121_944_4e-4;
 
 /// `e^y` for each lane, |y| ≤ [`CLAMP`].
 #[inline(always)]
-fn exp(y: v128) -> v128 {
+pub(crate) fn exp(y: v128) -> v128 {
     let n = f32x4_nearest(f32x4_mul(y, f32x4_splat(LOG2_E)));
     let r = f32x4_sub(y, f32x4_mul(n, f32x4_splat(LN2_HI)));
     let r = f32x4_sub(r, f32x4_mul(n, f32x4_splat(LN2_LO)));

@@ -22,14 +22,14 @@ type Tile<const R: usize> = [[v128; 2]; R];
 
 /// Eight consecutive f32 at `p` (any alignment) as one row of a tile.
 #[inline(always)]
-unsafe fn load_row(p: *const f32) -> [v128; 2] {
+pub(crate) unsafe fn load_row(p: *const f32) -> [v128; 2] {
     unsafe { [v128_load(p as *const v128), v128_load(p.add(4) as *const v128)] }
 }
 
 /// `acc + a × b`: a fused multiply-add in a `+relaxed-simd` build, a multiply and an add
 /// otherwise (the default, so that every host computes the same result).
 #[inline(always)]
-fn madd(acc: v128, a: v128, b: v128) -> v128 {
+pub(crate) fn madd(acc: v128, a: v128, b: v128) -> v128 {
     #[cfg(target_feature = "relaxed-simd")]
     {
         f32x4_relaxed_madd(a, b, acc)
