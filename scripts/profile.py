@@ -16,7 +16,9 @@ nodes of one op summed) and its per-node table inside a `<details>` block.
 
 The wasm columns run as `spinfer up` and Spin serve: with epoch interruption on (the runner's
 default). `--epochs on off` adds a column per kernel without it (`4x8 no-epochs`), to see what
-the checks cost.
+the checks cost. `--ops spinfer tract` adds a column per kernel with tract's ops only
+(`default tract-ops`: `SPINFER_WASM_OPS=tract`), to see what Spinfer's own ops (a direct
+convolution, a softmax over an inner axis) change.
 
 `--ort-web` adds ONNX Runtime Web, the other engine that runs inside wasm: the pinned npm
 `onnxruntime-web` (installed into `target/ort-web` on first use; Node 20 or later), its wasm SIMD
@@ -26,7 +28,7 @@ convolution by its kernel and groups): tract's nodes are traced back to the ONNX
 from, ONNX Runtime Web's come from its own profiler (a separate, profiled session).
 
     .venv/bin/python scripts/profile.py [--runs 300] [--rounds 3] [--models mnist-cnn mnist-compact]
-        [--kernels tract default 4x8 4x8u1 6x8 4x16 8x8 4x4] [--epochs on off]
+        [--kernels tract default 4x8 4x8u1 6x8 4x16 8x8 4x4] [--epochs on off] [--ops spinfer tract]
         [--wasm relaxed=path/to/profile.wasm] [--ghz 4.26] [--markdown out.md] [--no-build]
         [--save raw.json] [--load raw.json] [--ort-web]
 
@@ -63,6 +65,8 @@ WEB = "ort-web"
 sys.path.append(str(ROOT / "tests" / "python"))
 # A column's suffix for a run without epoch interruption.
 NO_EPOCHS = " no-epochs"
+# A column's suffix for a run with tract's ops only (SPINFER_WASM_OPS=tract).
+TRACT_OPS = " tract-ops"
 
 
 def build() -> None:
@@ -98,6 +102,10 @@ def run(column: str, model: str, runs: int, builds: dict[str, Path]) -> dict:
     args = [*(["--shape", shape] if shape else []), str(path)]
     env = dict(os.environ)
     env.pop("SPINFER_WASM_GEMM", None)
+    env.pop("SPINFER_WASM_OPS", None)
+    if column.endswith(TRACT_OPS):
+        column = column.removesuffix(TRACT_OPS)
+        env["SPINFER_WASM_OPS"] = "tract"
     if column.endswith(NO_EPOCHS):
         column = column.removesuffix(NO_EPOCHS)
         env["WASM_TEST_EPOCHS"] = "0"
@@ -237,16 +245,18 @@ def tract_kind(node: dict, kinds: dict[str, str], products: dict[tuple[int, int]
 
 
 def web_table(model: str, columns: list[str], profiles: dict[str, list[dict]], web: list[dict], ort_micros: float) -> str:
-    """The four engines' whole runs (min and median of the rounds' medians), then each kind of
-    ONNX op: tract's nodes natively and in the first wasm column, ONNX Runtime Web's (medians)."""
-    wasm = next(c for c in columns if c != "native")
+    """The four engines' whole runs (min and median of the rounds' medians; every wasm column),
+    then each kind of ONNX op: tract's nodes natively and in each wasm column, ONNX Runtime
+    Web's (medians), and the first wasm column against ONNX Runtime Web."""
+    wasm = [c for c in columns if c != "native"]
     kinds, products = op_kinds(model)
 
     def rounds(c: str) -> list[float]:
         return [p["profile"]["run_micros"] for p in profiles[c]]
 
     web_rounds = [statistics.median(w["micros"]) for w in web]
-    whole = {"native tract": rounds("native"), f"tract in wasm ({wasm})": rounds(wasm), "ONNX Runtime Web": web_rounds}
+    whole = {"native tract": rounds("native"), **{f"tract in wasm ({c})": rounds(c) for c in wasm},
+             "ONNX Runtime Web": web_rounds}
     rows = ["| engine | min of rounds, ms | median, ms | / ONNX Runtime Web |", "| --- | ---: | ---: | ---: |"]
     for engine, values in whole.items():
         rows.append(f"| {engine} | {min(values) / 1e3:,.2f} | {statistics.median(values) / 1e3:,.2f} | "
@@ -255,24 +265,27 @@ def web_table(model: str, columns: list[str], profiles: dict[str, list[dict]], w
 
     per_kind: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for c in ["native", wasm]:
+    for c in ["native", *wasm]:
         for i, node in enumerate(profiles[c][0]["profile"]["nodes"]):
             kind = tract_kind(node, kinds, products)
             per_kind[kind][c] += statistics.median(p["profile"]["nodes"][i]["micros"] for p in profiles[c])
             counts[kind][c] += 1
-    for name in web[0]["nodes"]:
-        kind = kinds.get(name, "element-wise" if web[0]["nodes"][name]["op"] in ELEMENT_WISE else web[0]["nodes"][name]["op"])
+    for name, node in web[0]["nodes"].items():
+        kind = kinds.get(name, "element-wise" if node["op"] in ELEMENT_WISE else node["op"])
         per_kind[kind][WEB] += statistics.median(w["nodes"][name]["micros"] for w in web if name in w["nodes"])
         counts[kind][WEB] += 1
-    ops = ["| ONNX op | tract nodes (wasm) / ORT-Web nodes | native tract µs | tract in wasm µs | ORT-Web µs | wasm / ORT-Web |",
-           "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for kind in sorted(per_kind, key=lambda k: -per_kind[k][wasm]):
+    first = wasm[0]
+    header = ["ONNX op", f"nodes: tract ({first}) / ORT-Web", "native tract µs", *[f"{c} µs" for c in wasm],
+              "ORT-Web µs", f"{first} / ORT-Web"]
+    ops = ["| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    for kind in sorted(per_kind, key=lambda k: -max(per_kind[k][first], per_kind[k][WEB])):
         t = per_kind[kind]
-        ratio = f"{t[wasm] / t[WEB]:.2f}×" if t[WEB] else ""
-        ops.append(f"| {kind} | {counts[kind][wasm]} / {counts[kind][WEB]} | {t['native']:,.0f} | {t[wasm]:,.0f} | {t[WEB]:,.0f} | {ratio} |")
-    sums = {c: sum(per_kind[k][c] for k in per_kind) for c in ["native", wasm, WEB]}
-    ops.append(f"| **nodes summed** | | {sums['native']:,.0f} | {sums[wasm]:,.0f} | {sums[WEB]:,.0f} | "
-               f"{sums[wasm] / sums[WEB]:.2f}× |")
+        ratio = f"{t[first] / t[WEB]:.2f}×" if t[WEB] else ""
+        cells = [f"{t[c]:,.0f}" for c in ["native", *wasm, WEB]]
+        ops.append(f"| {kind} | {counts[kind][first]} / {counts[kind][WEB]} | " + " | ".join(cells) + f" | {ratio} |")
+    sums = {c: sum(per_kind[k][c] for k in per_kind) for c in ["native", *wasm, WEB]}
+    ops.append("| **nodes summed** | | " + " | ".join(f"{sums[c]:,.0f}" for c in ["native", *wasm, WEB])
+               + f" | {sums[first] / sums[WEB]:.2f}× |")
     shape = "×".join(str(d) for d in profiles["native"][0]["shape"])
     return (f"**{model}**, {shape}: four engines, {len(web)} rounds\n\n" + "\n".join(rows)
             + f"\n\n**{model}** by ONNX op (medians; ORT-Web's from its profiler, which adds its own cost)\n\n"
@@ -390,6 +403,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["mnist-cnn", "mnist-compact"])
     parser.add_argument("--kernels", nargs="+", default=["tract", "default", "4x8"])
     parser.add_argument("--epochs", nargs="+", choices=["on", "off"], default=["on"])
+    parser.add_argument("--ops", nargs="+", choices=["spinfer", "tract"], default=["spinfer"],
+                        help="Spinfer's own ops in the wasm build (the default), tract's only, or both")
     parser.add_argument("--detail", type=int, default=40, help="past this many nodes, a table per op")
     parser.add_argument("--markdown", type=Path)
     parser.add_argument("--save", type=Path, help="write the raw profiles here (JSON)")
@@ -410,7 +425,8 @@ def main() -> None:
     builds = {label: Path(path) for label, _, path in (w.partition("=") for w in args.wasm)}
     kernels = [*args.kernels, *[f"{label} {k}" for label in builds for k in args.kernels]]
     suffixes = {"on": "", "off": NO_EPOCHS}
-    columns = ["native", *[k + suffixes[e] for k in kernels for e in args.epochs]]
+    ops = {"spinfer": "", "tract": TRACT_OPS}
+    columns = ["native", *[k + suffixes[e] + ops[o] for k in kernels for e in args.epochs for o in args.ops]]
     if args.load:
         saved = json.loads(args.load.read_text())
         columns, profiles, ort = saved["columns"], saved["profiles"], saved["onnx_runtime"]

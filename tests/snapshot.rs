@@ -178,10 +178,15 @@ fn served(app: &App, model: &str, indices: std::ops::Range<usize>, batched: bool
 fn every_gemm_kernel_agrees_with_tracts_own_choice() {
     // The plain component optimises its models in the instance, where the tier reads the
     // choice. 1,000 images through each model's symbolic-batch plan and 100 through its batch-1
-    // plan, where the tier chooses (N known); Spinfer's own kernels included.
+    // plan, where the tier chooses (N known); Spinfer's own kernels included. The reference
+    // runs tract's ops and kernels only; every other choice runs Spinfer's own ops too (the
+    // direct convolution).
     let plain = manifest_with(&component_path(), None);
     let with = |choice: &str| {
-        let environment = vec![(spinfer_gemm::WASM_GEMM_VAR.into(), choice.into())];
+        let mut environment = vec![(spinfer_gemm::WASM_GEMM_VAR.into(), choice.into())];
+        if choice == "tract" {
+            environment.push((spinfer_gemm::WASM_OPS_VAR.into(), "tract".into()));
+        }
         load_with(
             &plain,
             &AppOptions {
