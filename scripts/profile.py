@@ -170,7 +170,8 @@ def run_web(model: str, shape: list, runs: int) -> dict:
     path, _ = resolve(model)
     command = ["node", str(ROOT / "scripts/ort_web.mjs"), str(ORT_WEB_DIST), str(ROOT / path),
                web_input(model, shape), "--runs", str(runs), "--profile"]
-    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    # A run that hangs (seen once in Node here) fails the profile rather than stalling it.
+    out = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True, timeout=600).stdout
     micros: list[float] = []
     durations: dict[str, list[float]] = defaultdict(list)
     ops: dict[str, str] = {}
