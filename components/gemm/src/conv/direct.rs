@@ -60,8 +60,8 @@ impl PartialEq for Direct {
 impl Eq for Direct {}
 
 thread_local! {
-    /// The padded input and the output grid of the last call, reused: a convolution's buffers
-    /// are allocated once per size, not per run.
+    /// The padded input and the output grid, reused from call to call: they grow to the largest
+    /// convolution run and are not allocated again for each run.
     static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
 }
 
