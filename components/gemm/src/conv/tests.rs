@@ -8,19 +8,7 @@ use tract_core::ops::nn::DataFormat;
 
 use super::direct::{Direct, Pads};
 use super::{DirectConv, patch};
-
-/// Reproducible values in [-1, 1), different for every seed.
-fn values(seed: u64, len: usize) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        })
-        .collect()
-}
+use crate::kernel::tests::{assert_close, values};
 
 /// A convolution's shape: channels in and out, image, kernel, padding.
 #[derive(Clone, Copy, Debug)]
@@ -161,16 +149,6 @@ fn plain(case: Case, input: &[f32], weights: &[f32], bias: &[f32]) -> (usize, us
         }
     }
     (ho, wo, out)
-}
-
-fn assert_close(found: &[f32], expected: &[f32], what: &str) {
-    assert_eq!(found.len(), expected.len(), "{what}");
-    for (i, (f, e)) in found.iter().zip(expected).enumerate() {
-        assert!(
-            (f - e).abs() <= 1e-5 * e.abs().max(1.0),
-            "{what}: element {i} is {f}, expected {e}"
-        );
-    }
 }
 
 #[test]

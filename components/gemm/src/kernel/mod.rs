@@ -315,4 +315,4 @@ pub(crate) fn keep() {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -8,7 +8,7 @@ use tract_linalg::mmm::{AsInputValue, FusedKerSpec, FusedSpec, MatMatMul, Output
 use super::{NR, kernel, make_4x8, make_4x8_rolled, make_6x8};
 
 /// Reproducible values in [-1, 1), different for every seed.
-fn values(seed: u64, len: usize) -> Vec<f32> {
+pub(crate) fn values(seed: u64, len: usize) -> Vec<f32> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..len)
         .map(|_| {
@@ -28,7 +28,7 @@ fn run<const R: usize, const U: usize>(ops: &[FusedKerSpec<f32>]) -> isize {
     unsafe { kernel::<R, U>(ops) }
 }
 
-fn assert_close(found: &[f32], expected: &[f32], what: &str) {
+pub(crate) fn assert_close(found: &[f32], expected: &[f32], what: &str) {
     assert_eq!(found.len(), expected.len(), "{what}");
     for (i, (f, e)) in found.iter().zip(expected).enumerate() {
         assert!(

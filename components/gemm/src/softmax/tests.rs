@@ -5,16 +5,11 @@ use tract_core::ops::nn::{Softmax, SoftmaxKind};
 
 use super::{AxisSoftmax, patch, softmax};
 
-/// Reproducible values in [-scale, scale), different for every seed.
+/// The products' test values, in [-scale, scale).
 fn values(seed: u64, len: usize, scale: f32) -> Vec<f32> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 23) as f32 - 1.0) * scale
-        })
+    crate::kernel::tests::values(seed, len)
+        .into_iter()
+        .map(|v| v * scale)
         .collect()
 }
 
